@@ -1,0 +1,70 @@
+"""Source-volume device classes and the latency / impact model (DESIGN.md).
+
+Utilisation `u = max(iops / max_iops, mbps / max_mbps)`, clipped below 1, and an
+M/M/1-like latency `lat = base * (1 + u / (1 - u)) = base / (1 - u)`. A backup reading
+at `r` MB/s adds `r` MB/s and `r / io_mb` IOPS (large sequential reads). Impact is
+`lat(prod + backup) / lat(prod) - 1`. Functions work on scalars or NumPy arrays, so
+schedulers can predict impact from forecasts with the same code the simulator scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: utilisation is clipped here: latency tops out at 100 x base
+U_MAX = 0.99
+
+
+@dataclass(frozen=True)
+class DeviceClass:
+    name: str
+    max_iops: float
+    max_mbps: float
+    base_latency_ms: float
+
+
+DEVICE_CLASSES: dict[str, DeviceClass] = {
+    "nvme": DeviceClass("nvme", 400_000.0, 3_000.0, 0.08),
+    "ssd": DeviceClass("ssd", 80_000.0, 500.0, 0.2),
+    "san": DeviceClass("san", 20_000.0, 800.0, 1.0),
+    "hdd": DeviceClass("hdd", 250.0, 180.0, 6.0),
+}
+
+#: size of one backup read I/O (large sequential reads)
+BACKUP_IO_MB = 1.0
+
+
+def utilisation(iops, mbps, max_iops, max_mbps):
+    """Device utilisation in [0, U_MAX]."""
+    u = np.maximum(np.asarray(iops) / max_iops, np.asarray(mbps) / max_mbps)
+    return np.clip(u, 0.0, U_MAX)
+
+
+def latency_ms(iops, mbps, max_iops, max_mbps, base_latency_ms):
+    return base_latency_ms / (1.0 - utilisation(iops, mbps, max_iops, max_mbps))
+
+
+def impact(prod_iops, prod_mbps, backup_mbps, max_iops, max_mbps, io_mb: float = BACKUP_IO_MB):
+    """Relative latency increase caused by a backup reading at `backup_mbps`."""
+    u_p = utilisation(prod_iops, prod_mbps, max_iops, max_mbps)
+    u_b = utilisation(np.asarray(prod_iops) + np.asarray(backup_mbps) / io_mb, np.asarray(prod_mbps) + backup_mbps, max_iops, max_mbps)
+    return (1.0 - u_p) / (1.0 - u_b) - 1.0
+
+
+def rate_for_utilisation(prod_iops, prod_mbps, max_iops, max_mbps, u_target, io_mb: float = BACKUP_IO_MB):
+    """Largest backup rate (MB/s, >= 0) keeping utilisation at or below `u_target`."""
+    by_iops = (u_target * max_iops - np.asarray(prod_iops)) * io_mb
+    by_mbps = u_target * max_mbps - np.asarray(prod_mbps)
+    return np.maximum(0.0, np.minimum(by_iops, by_mbps))
+
+
+def rate_for_impact(prod_iops, prod_mbps, max_iops, max_mbps, max_impact, io_mb: float = BACKUP_IO_MB):
+    """Largest backup rate (MB/s, >= 0) whose impact stays at or below `max_impact`.
+
+    Inverts the model: impact <= m  <=>  1 - u_b >= (1 - u_p) / (1 + m).
+    """
+    u_p = utilisation(prod_iops, prod_mbps, max_iops, max_mbps)
+    u_target = np.minimum(U_MAX, 1.0 - (1.0 - u_p) / (1.0 + np.asarray(max_impact)))
+    return rate_for_utilisation(prod_iops, prod_mbps, max_iops, max_mbps, u_target, io_mb)
