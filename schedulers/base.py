@@ -21,3 +21,13 @@ class Scheduler(Protocol):
 
 
 SCHEDULERS: Registry[Scheduler] = Registry("policy")
+
+
+def tier_index(ctx: DecisionContext, name: str | None) -> int:
+    """Index of the tier called `name`, or of the preferred tier (lowest priority) if None."""
+    if name is None:
+        return min(ctx.tiers, key=lambda t: (t.priority, t.index)).index
+    for t in ctx.tiers:
+        if t.name == name:
+            return t.index
+    raise ValueError(f"unknown tier {name!r}; tiers: {', '.join(t.name for t in ctx.tiers)}")

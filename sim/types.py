@@ -192,6 +192,7 @@ class DecisionContext:
     volumes: VolumeTable
     tiers: list[TierView]
     impact_threshold: float
+    start_epoch: float  # calendar time of t=0 (Unix seconds, UTC)
     # restore points
     rp_age_s: np.ndarray
     last_snapshot_t: np.ndarray
@@ -213,8 +214,6 @@ class DecisionContext:
     _dirty: Callable[[], tuple[np.ndarray, np.ndarray]] = field(repr=False, default=None)  # type: ignore[assignment]
     _history: Callable[[], LoadHistory] | None = field(repr=False, default=None)
     forecast: Forecast | None = None
-    #: the oracle bound: the true future at the forecast resolution (only for oracle policies)
-    future: Callable[[int], Forecast] | None = field(repr=False, default=None)
 
     def dirty_bytes(self) -> tuple[np.ndarray, np.ndarray]:
         """(bytes dirty since last backup, bytes dirty since last full) per volume."""
