@@ -5,8 +5,10 @@ and since the last full (differential size); the first is always a subset of the
 
 - Volumes whose load source gives exact write extents (request-level traces) keep real
   NumPy bitmaps: sizes are exact.
-- Other volumes use their `WorkingSet` zones: writes land uniformly inside zones of a
-  Zipf-like hot set. For a uniform zone of N chunks hit by W writes, each chunk is
+- Other volumes use their `WorkingSet`: a Zipf law over chunk ranks, cut into zones
+  of ranks [1], [2, 3], [4, 7], ... (powers of two), inside which the probability per
+  chunk varies by at most 2**s and is taken as uniform (the zone gets the Zipf mass of
+  its ranks). For a uniform zone of N chunks hit by W writes, each chunk is
   touched independently with probability q = 1 - (1 - 1/N)^W, so the number of newly
   dirtied chunks among c clean ones is Binomial(c, q). We keep per zone the count A
   (dirty since backup, hence since full) and B (dirty since full only) and draw those
@@ -22,6 +24,19 @@ import numpy as np
 
 from sim.types import BackupKind
 from workloads.base import WorkingSet
+
+
+def zipf_zones(n_chunks: int, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Zone sizes (ranks 2**k .. 2**(k+1)-1) and their share of writes under Zipf(s)."""
+    k = np.arange(int(np.floor(np.log2(n_chunks))) + 1)
+    lo = 2.0**k
+    hi = np.minimum(2.0 ** (k + 1) - 1, n_chunks)
+
+    def mass(x):  # integral of x^-s, a close stand-in for the partial sums
+        return x ** (1 - s) / (1 - s)
+
+    w = mass(hi + 0.5) - mass(lo - 0.5)
+    return (hi - lo + 1).astype(np.int64), w / w.sum()
 
 
 class ChunkBitmap:
@@ -63,14 +78,14 @@ class FleetTracker:
         self.chunk_bytes = int(chunk_bytes)
         self.used_bytes = used_bytes.astype(np.float64)
         n = used_bytes.shape[0]
-        z = max(len(ws.fractions) for ws in working_sets)
         total_chunks = np.maximum(1, np.ceil(self.used_bytes / chunk_bytes)).astype(np.int64)
+        zones = [zipf_zones(int(c), ws.zipf_s) for c, ws in zip(total_chunks, working_sets)]
+        z = max(len(sizes) for sizes, _ in zones)
         self.zone_n = np.zeros((n, z), np.int64)
         self.zone_w = np.zeros((n, z), np.float64)
-        for v, ws in enumerate(working_sets):
-            sizes = np.maximum(1, np.round(np.asarray(ws.fractions) * total_chunks[v])).astype(np.int64)
+        for v, (sizes, weights) in enumerate(zones):
             self.zone_n[v, : sizes.size] = sizes
-            self.zone_w[v, : sizes.size] = ws.weights
+            self.zone_w[v, : sizes.size] = weights
         with np.errstate(divide="ignore"):
             self._log_stay = np.where(self.zone_n > 0, np.log1p(-1.0 / np.maximum(self.zone_n, 1)), 0.0)
         # writes of more than one chunk dirty several chunks
@@ -92,9 +107,12 @@ class FleetTracker:
             bm = self.bitmaps[volume] = ChunkBitmap(int(np.ceil(self.used_bytes[volume] / self.chunk_bytes)))
         bm.mark(offsets, lengths, self.chunk_bytes)
 
-    def flush(self) -> None:
-        """Fold pending writes into the zone counts."""
-        vols = np.flatnonzero(self.pending > 0)
+    def flush(self, volumes: np.ndarray | None = None) -> None:
+        """Fold pending writes into the zone counts (of `volumes`, default all)."""
+        pending = self.pending if volumes is None else self.pending[volumes]
+        vols = np.flatnonzero(pending > 0)
+        if volumes is not None:
+            vols = np.asarray(volumes)[vols]
         if vols.size == 0:
             return
         w = (self.pending[vols] * self.chunks_per_write[vols])[:, None] * self.zone_w[vols]
@@ -119,7 +137,7 @@ class FleetTracker:
 
     def start_backup(self, volume: int, kind: BackupKind) -> float:
         """Snapshot `volume` for a backup of `kind`: returns bytes to move, resets bitmaps."""
-        self.flush()
+        self.flush(np.array([volume]))
         bm = self.bitmaps.get(volume)
         if kind == BackupKind.FULL:
             size = float(self.used_bytes[volume])

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -472,7 +473,16 @@ class Simulation:
         end = self.spec.duration_s
         for tier in self.tiers:
             tier.integrate(end)
-        per_vol = pd.DataFrame({"volume": self.table.ids, "kind": self.table.kinds, "device": self.table.device, **self.metrics.per_volume()})
+        per_vol = pd.DataFrame(
+            {
+                "volume": self.table.ids,
+                "kind": self.table.kinds,
+                "device": self.table.device,
+                "rpo_s": self.table.rpo_s,
+                "rto_s": self.table.rto_s,
+                **self.metrics.per_volume(),
+            }
+        )
         jobs = pd.DataFrame(self.job_log, columns=["volume", "kind", "tier", "queued_t", "snapshot_t", "complete_t", "size_bytes", "moved_bytes", "pauses", "forced", "reason"])
         counts = jobs.groupby("kind").size() if len(jobs) else pd.Series(dtype=int)
         per_vol["jobs"] = per_vol["volume"].map(jobs.groupby("volume").size()).fillna(0).astype(int) if len(jobs) else 0

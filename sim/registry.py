@@ -6,7 +6,8 @@ name, build it from config by name with keyword parameters, list the names for e
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 

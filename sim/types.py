@@ -7,9 +7,9 @@ All per-volume fields are NumPy arrays indexed by volume position in the fleet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Callable
 
 import numpy as np
 

@@ -34,20 +34,19 @@ SERIES: tuple[str, ...] = (
 class WorkingSet:
     """Where writes land, for changed-block tracking without per-write offsets.
 
-    The volume's chunks are split into zones; zone `z` holds `fractions[z]` of the
-    chunks and receives `weights[z]` of the writes, spread uniformly inside the zone.
-    Geometric fractions/weights make a discretised Zipf-like hot set, so unique dirty
-    bytes grow sub-linearly with written bytes.
+    Chunk ranks follow a Zipf law: the i-th hottest chunk receives writes with
+    probability proportional to `i ** -zipf_s`. The larger `zipf_s`, the more writes
+    re-dirty the same chunks, so unique dirty bytes grow sub-linearly with writes
+    (about as `writes ** (1 / zipf_s)`). Roughly: 1.9 gives an OLTP database a few
+    percent of its volume per day, 1.5 lets a busy file server change most of its
+    volume in a day.
     """
 
-    fractions: tuple[float, ...] = (0.01, 0.04, 0.15, 0.80)
-    weights: tuple[float, ...] = (0.50, 0.25, 0.15, 0.10)
+    zipf_s: float = 1.7
 
     def __post_init__(self) -> None:
-        if len(self.fractions) != len(self.weights) or not self.fractions:
-            raise ValueError("working set: fractions and weights must be non-empty and equal length")
-        if abs(sum(self.fractions) - 1) > 1e-6 or abs(sum(self.weights) - 1) > 1e-6:
-            raise ValueError("working set: fractions and weights must each sum to 1")
+        if not 1.0 < self.zipf_s <= 4.0:
+            raise ValueError(f"working set: zipf_s must be in (1, 4], got {self.zipf_s}")
 
 
 @dataclass(frozen=True)

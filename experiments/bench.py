@@ -1,0 +1,72 @@
+"""`piop bench`: simulator throughput in volume-ticks per second.
+
+The vectorised fleet model (fixed policy, a synthetic workload, default tiers) against
+the one-process-per-volume baseline of `sim.naive`, on the same load source. Figures
+are printed, not asserted: speed targets live here, not in tests.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+
+import schedulers
+import workloads
+from experiments.config import _default_tiers
+from sim.devices import DEVICE_CLASSES
+from sim.model import Simulation
+from sim.naive import NaiveFleet
+from sim.spec import SimSpec, VolumeSpec
+from sim.tiers import TierSpec
+
+
+def _spec(n: int, seconds: float) -> SimSpec:
+    tiers = tuple(
+        TierSpec(t.name, t.media, t.ingest_mbps * max(1, n // 25), t.restore_mbps, t.slots * max(1, n // 25), t.capacity_gb * 1e9, t.cost_per_gb_month, t.priority)
+        for t in _default_tiers()
+    )
+    vols = tuple(VolumeSpec(f"v{i}", DEVICE_CLASSES["ssd"], 200e9, 6 * 3600.0, 4 * 3600.0) for i in range(n))
+    return SimSpec(vols, tiers, duration_s=seconds, record_series=False)
+
+
+def _events(env) -> int:
+    return next(env._eid)
+
+
+def run_bench(sizes: list[int], days: float, naive_hours: float, workload: str, log: Callable | None = None) -> list[dict]:
+    rows = []
+    for n in sizes:
+        load = workloads.SYNTHETIC.create(workload, count=n, tick_s=10.0, seed=1, id_prefix="v")
+        spec = _spec(n, days * 86400.0)
+        sim = Simulation(spec, load, schedulers.SCHEDULERS.create("fixed"))
+        t0 = time.perf_counter()
+        result = sim.run()
+        wall = time.perf_counter() - t0
+        vt = n * spec.n_ticks / wall
+        events = _events(sim.env) / spec.n_ticks
+        nspec = _spec(n, naive_hours * 3600.0)
+        naive = NaiveFleet(nspec, workloads.SYNTHETIC.create(workload, count=n, tick_s=10.0, seed=1, id_prefix="v"), 3 * 3600.0)
+        t0 = time.perf_counter()
+        nev = naive.run()
+        nwall = time.perf_counter() - t0
+        nvt = n * nspec.n_ticks / nwall
+        row = {
+            "volumes": n,
+            "days": days,
+            "ticks": spec.n_ticks,
+            "wall_s": wall,
+            "vol_ticks_per_s": vt,
+            "events_per_tick": events,
+            "naive_hours": naive_hours,
+            "naive_wall_s": nwall,
+            "naive_vol_ticks_per_s": nvt,
+            "naive_events_per_tick": nev / nspec.n_ticks,
+            "speedup": vt / nvt,
+            "jobs": len(result.jobs),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        }
+        rows.append(row)
+        if log:
+            log(f"{n} volumes: {vt:,.0f} vol-ticks/s vectorised, {nvt:,.0f} naive ({vt / nvt:.1f}x)")
+    return rows

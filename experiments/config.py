@@ -1,0 +1,235 @@
+"""Experiment configs: the pydantic schema and the YAML loader with one-line errors.
+
+Hours and GB in the file (what people think in); seconds and bytes in the simulator.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from experiments.errors import UserError
+from sim.devices import DEVICE_CLASSES
+
+DEFAULT_TRACES = "../shared/traces"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VolumeGroup(_Strict):
+    """A group of volumes: `count` synthetic volumes of one workload, or a trace's volumes."""
+
+    workload: str | None = None  # synthetic generator name
+    trace: str | None = None  # trace family ("bitbrains", "alibaba", ..., or "auto")
+    path: str | None = None  # trace file or folder ($PIOP_TRACES expands, default ../shared/traces)
+    count: int = Field(1, ge=1)
+    name: str | None = None  # volume id prefix
+    device: str = "ssd"
+    used_gb: float = Field(200.0, gt=0)
+    rpo_h: float | None = Field(None, gt=0)
+    rto_h: float | None = Field(None, gt=0)
+    tier: str | None = None  # tier of the pre-existing full backup (default: preferred tier)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VolumeGroup:
+        if (self.workload is None) == (self.trace is None):
+            raise ValueError("give exactly one of 'workload' (synthetic) or 'trace'")
+        if self.trace is not None and not self.path:
+            raise ValueError("a trace group needs 'path'")
+        return self
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in DEVICE_CLASSES:
+            raise ValueError(f"unknown device class {v!r}; known: {', '.join(DEVICE_CLASSES)}")
+        return v
+
+
+class TierConfig(_Strict):
+    name: str
+    media: str = "hdd"
+    ingest_mbps: float = Field(gt=0)
+    restore_mbps: float = Field(gt=0)
+    slots: int = Field(4, ge=1)
+    capacity_gb: float = Field(1e6, gt=0)
+    cost_per_gb_month: float = Field(0.02, ge=0)
+    priority: int = 0
+
+
+def _default_tiers() -> list[TierConfig]:
+    return [
+        TierConfig(name="ssd", media="ssd", ingest_mbps=1500, restore_mbps=1200, slots=4, capacity_gb=50_000, cost_per_gb_month=0.08, priority=0),
+        TierConfig(name="hdd", media="hdd", ingest_mbps=600, restore_mbps=300, slots=8, capacity_gb=500_000, cost_per_gb_month=0.015, priority=1),
+    ]
+
+
+class PolicyConfig(_Strict):
+    policy: str
+    name: str | None = None  # label in results (default: the policy name)
+    params: dict[str, Any] = Field(default_factory=dict)
+    forecaster: str | None = None
+    forecaster_params: dict[str, Any] = Field(default_factory=dict)
+    retrain: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"{self.policy}-{self.forecaster}" if self.forecaster else self.policy)
+
+
+class ExperimentConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int = 0
+    seeds: list[int] | None = None  # several seeds (compare); default [seed]
+    duration_h: float = Field(168.0, gt=0)
+    tick_s: float = Field(10.0, gt=0)
+    decision_s: float = Field(10.0, gt=0)
+    history_step_s: float = Field(300.0, gt=0)
+    horizon_h: float = Field(6.0, gt=0)
+    start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
+    impact_threshold: float = Field(0.2, gt=0)
+    rpo_h: float = Field(6.0, gt=0)
+    rto_h: float = Field(4.0, gt=0)
+    chunk_mb: float = Field(1.0, gt=0)
+    backup_max_util: float = Field(0.95, gt=0, lt=1)
+    restore_overhead_s: float = Field(60.0, ge=0)
+    initial_full: bool = True
+    record_s: float = Field(60.0, gt=0)
+    fleet: list[VolumeGroup] = Field(min_length=1)
+    tiers: list[TierConfig] = Field(default_factory=_default_tiers, min_length=1)
+    policies: list[PolicyConfig] = Field(min_length=1)
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        for field_name in ("decision_s", "history_step_s", "record_s"):
+            value = getattr(self, field_name)
+            if abs(value / self.tick_s - round(value / self.tick_s)) > 1e-9:
+                raise ValueError(f"{field_name} ({value} s) must be a whole multiple of tick_s ({self.tick_s} s)")
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique: {names}")
+        labels = [p.label for p in self.policies]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"policy labels must be unique (set 'name'): {labels}")
+        return self
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) if self.seeds else [self.seed]
+
+    @property
+    def start_epoch(self) -> float:
+        return self.start.timestamp()
+
+
+def expand_path(path: str) -> str:
+    """Expand `$PIOP_TRACES` (default ../shared/traces), other env vars and `~`."""
+    traces = os.environ.get("PIOP_TRACES", DEFAULT_TRACES)
+    path = re.sub(r"\$\{?PIOP_TRACES\}?", traces.replace("\\", "/"), path)
+    return os.path.expanduser(os.path.expandvars(path))
+
+
+def _format_validation(path: Path, err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{path}: {loc}: {msg}{more}"
+
+
+def parse_config(data: Any, path: Path | str = "<config>") -> ExperimentConfig:
+    """Validate a config mapping; raise `UserError` with one line naming the field."""
+    path = Path(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        cfg = ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise UserError(_format_validation(path, err)) from None
+    _check_semantics(cfg, path)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate a YAML experiment config."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a YAML config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}:{where} malformed YAML: {getattr(err, 'problem', err)}") from None
+    if isinstance(data, dict) and overrides:
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return parse_config(data, path)
+
+
+def _check_semantics(cfg: ExperimentConfig, path: Path) -> None:
+    """Checks that need the registries or cross-field arithmetic."""
+    import schedulers
+    import workloads
+
+    tier_names = {t.name for t in cfg.tiers}
+    fastest_restore = max(t.restore_mbps for t in cfg.tiers)
+    for i, g in enumerate(cfg.fleet):
+        where = f"{path}: fleet.{i}"
+        if g.workload is not None and g.workload not in workloads.SYNTHETIC:
+            raise UserError(f"{where}.workload: unknown workload {g.workload!r}; known: {', '.join(workloads.SYNTHETIC.names())}")
+        if g.trace is not None:
+            if g.trace not in workloads.TRACES:
+                raise UserError(f"{where}.trace: unknown trace family {g.trace!r}; known: {', '.join(workloads.TRACES.names())}")
+        if g.tier is not None and g.tier not in tier_names:
+            raise UserError(f"{where}.tier: unknown tier {g.tier!r}; tiers: {', '.join(sorted(tier_names))}")
+        rpo_s = (g.rpo_h or cfg.rpo_h) * 3600
+        rto_s = (g.rto_h or cfg.rto_h) * 3600
+        if rpo_s <= cfg.decision_s + cfg.tick_s:
+            raise UserError(f"{where}.rpo_h: {rpo_s / 3600:g} h is impossible: a backup cannot even start and finish within one decision period ({cfg.decision_s:g} s)")
+        min_restore = g.used_gb * 1e9 / (fastest_restore * 1e6) + cfg.restore_overhead_s
+        if rto_s < min_restore:
+            raise UserError(
+                f"{where}.rto_h: {rto_s / 3600:g} h is impossible: restoring a full {g.used_gb:g} GB at the fastest tier's "
+                f"{fastest_restore:g} MB/s takes {min_restore / 3600:.2f} h"
+            )
+    for i, p in enumerate(cfg.policies):
+        where = f"{path}: policies.{i}"
+        if p.policy not in schedulers.SCHEDULERS:
+            raise UserError(f"{where}.policy: unknown policy {p.policy!r}; known: {', '.join(schedulers.SCHEDULERS.names())}")
+        try:
+            schedulers.SCHEDULERS.create(p.policy, **p.params)
+        except TypeError as err:
+            raise UserError(f"{where}.params: {err}".replace("__init__() ", "")) from None
+        if p.forecaster is not None and p.forecaster not in _forecasters():
+            raise UserError(f"{where}.forecaster: unknown forecaster {p.forecaster!r}; known: {', '.join(_forecasters().names())}")
+        for key in ("tier", "full_tier"):
+            name = p.params.get(key)
+            if name is not None and name not in tier_names:
+                raise UserError(f"{where}.params.{key}: unknown tier {name!r}; tiers: {', '.join(sorted(tier_names))}")
+
+
+def _forecasters():
+    """The forecaster registry (imported only when a policy names one: it pulls in torch)."""
+    import forecasters  # noqa: F401  (registration)
+    from forecasters.base import FORECASTERS
+
+    return FORECASTERS

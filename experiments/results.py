@@ -1,0 +1,92 @@
+"""Writing and reading run folders, atomically.
+
+A run is written into a hidden sibling folder and renamed into place at the end, so a
+killed run leaves no half-written results; a folder with `summary.json` is finished.
+
+    results/<experiment>/<run>/
+        config.yaml        the resolved experiment config
+        summary.json       fleet metrics + run metadata (small, for scripts)
+        fleet.parquet      the same fleet metrics as one row
+        volumes.parquet    per-volume metrics
+        series.parquet     per-volume time series (record_s resolution)
+        jobs.parquet       every completed backup job
+        decisions.parquet  every scheduler action, with its reason
+        backup.parquet     bytes moved per tier and backup kind
+        timeline.png       load, backup activity and RPO age for a few volumes
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from experiments.config import ExperimentConfig
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(_jsonable(data), f, indent=2)
+    os.replace(tmp, path)
+
+
+def write_run(run_dir: Path, result, cfg: ExperimentConfig, meta: dict) -> Path:
+    from experiments.plots import timeline_png
+
+    run_dir = Path(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.tmp-"))
+    try:
+        (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        pd.DataFrame([result.fleet]).to_parquet(tmp / "fleet.parquet", index=False)
+        result.volumes.to_parquet(tmp / "volumes.parquet", index=False)
+        result.jobs.to_parquet(tmp / "jobs.parquet", index=False)
+        result.decisions.to_parquet(tmp / "decisions.parquet", index=False)
+        result.backup.to_parquet(tmp / "backup.parquet", index=False)
+        if result.series is not None:
+            result.series.to_parquet(tmp / "series.parquet", index=False)
+            timeline_png(result.series, result.jobs, result.volumes, tmp / "timeline.png", title=f"{cfg.name} / {meta.get('run', '')}")
+        write_json(tmp / "summary.json", {"fleet": result.fleet, "meta": meta})
+        if run_dir.exists():
+            old = run_dir.with_name(f".{run_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(run_dir, old)
+            os.replace(tmp, run_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (Path(run_dir) / "summary.json").is_file()
+
+
+def read_summary(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text())

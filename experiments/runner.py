@@ -1,0 +1,158 @@
+"""Turn a validated config into simulation runs: one per (policy, seed)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import schedulers
+import workloads
+from experiments.config import ExperimentConfig, PolicyConfig, expand_path
+from experiments.errors import UserError
+from experiments.results import write_run
+from sim.devices import DEVICE_CLASSES
+from sim.model import RunResult, Simulation
+from sim.spec import SimSpec, VolumeSpec
+from sim.tiers import TierSpec
+from workloads.base import FleetLoad
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    config: ExperimentConfig
+    policy: PolicyConfig
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.policy.label}-s{self.seed}"
+
+
+def plans(cfg: ExperimentConfig, policies: list[str] | None = None, seeds: list[int] | None = None) -> list[RunPlan]:
+    chosen = cfg.policies
+    if policies:
+        known = {p.label: p for p in cfg.policies}
+        missing = [p for p in policies if p not in known]
+        if missing:
+            raise UserError(f"policy {missing[0]!r} is not in the config; it has: {', '.join(known)}")
+        chosen = [known[p] for p in policies]
+    return [RunPlan(cfg, p, s) for s in (seeds or cfg.seed_list) for p in chosen]
+
+
+def _group_seed(seed: int, group: int) -> int:
+    return int(np.random.SeedSequence([seed, group]).generate_state(1)[0])
+
+
+def build_fleet(cfg: ExperimentConfig, seed: int) -> tuple[FleetLoad, list[VolumeSpec], float]:
+    """The fleet's load sources, volume specs and the calendar start (epoch seconds)."""
+    tier_index = {t.name: i for i, t in enumerate(cfg.tiers)}
+    preferred = min(range(len(cfg.tiers)), key=lambda i: (cfg.tiers[i].priority, i))
+    built: dict[int, object] = {}
+    for gi, g in enumerate(cfg.fleet):  # traces first: they may set the calendar
+        if g.trace is not None:
+            path = expand_path(g.path or "")
+            if not Path(path).exists():
+                raise UserError(f"fleet.{gi}.path: {path}: no such file or folder (set PIOP_TRACES or the path)")
+            built[gi] = workloads.TRACES.create(g.trace, path=path, tick_s=cfg.tick_s, seed=_group_seed(seed, gi), **g.params)
+    start = cfg.start_epoch
+    if "start" not in cfg.model_fields_set:
+        starts = [getattr(s, "start_epoch", None) for s in built.values()]
+        start = next((s for s in starts if s is not None), start)
+    sources, specs = [], []
+    for gi, g in enumerate(cfg.fleet):
+        if g.workload is not None:
+            try:
+                src = workloads.SYNTHETIC.create(
+                    g.workload, count=g.count, tick_s=cfg.tick_s, seed=_group_seed(seed, gi),
+                    id_prefix=g.name or f"{g.workload}-", start_epoch=start, **g.params,
+                )
+            except (TypeError, ValueError) as err:
+                raise UserError(f"fleet.{gi}.params: {err}") from None
+        else:
+            src = built[gi]
+        rpo, rto = (g.rpo_h or cfg.rpo_h) * 3600.0, (g.rto_h or cfg.rto_h) * 3600.0
+        tier = tier_index[g.tier] if g.tier else preferred
+        for m in src.volumes:
+            specs.append(VolumeSpec(m.volume_id, DEVICE_CLASSES[g.device], g.used_gb * 1e9, rpo, rto, tier))
+        sources.append(src)
+    ids = [s.volume_id for s in specs]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise UserError(f"volume id {dup!r} appears twice in the fleet; give the groups distinct 'name' prefixes")
+    return FleetLoad(sources), specs, start
+
+
+def sim_spec(cfg: ExperimentConfig, volumes: list[VolumeSpec], start_epoch: float, seed: int, record_series: bool = True) -> SimSpec:
+    tiers = tuple(
+        TierSpec(t.name, t.media, t.ingest_mbps, t.restore_mbps, t.slots, t.capacity_gb * 1e9, t.cost_per_gb_month, t.priority)
+        for t in cfg.tiers
+    )
+    return SimSpec(
+        volumes=tuple(volumes),
+        tiers=tiers,
+        duration_s=cfg.duration_h * 3600.0,
+        tick_s=cfg.tick_s,
+        decision_s=cfg.decision_s,
+        history_step_s=cfg.history_step_s,
+        impact_threshold=cfg.impact_threshold,
+        chunk_bytes=int(cfg.chunk_mb * (1 << 20)),
+        backup_max_util=cfg.backup_max_util,
+        restore_overhead_s=cfg.restore_overhead_s,
+        initial_full=cfg.initial_full,
+        start_epoch=start_epoch,
+        seed=seed,
+        record_s=cfg.record_s,
+        record_series=record_series,
+    )
+
+
+def build_forecasts(cfg: ExperimentConfig, policy: PolicyConfig, load: FleetLoad, spec: SimSpec):
+    """The forecasting service a predictive policy reads, or None."""
+    if policy.forecaster is None:
+        return None
+    from forecasters.service import build_service
+
+    return build_service(
+        policy.forecaster,
+        policy.forecaster_params,
+        policy.retrain,
+        horizon_steps=max(1, round(cfg.horizon_h * 3600.0 / cfg.history_step_s)),
+        load=load,
+        spec=spec,
+    )
+
+
+def simulate(plan: RunPlan, progress: Callable[[float], None] | None = None) -> tuple[RunResult, dict]:
+    cfg = plan.config
+    load, volumes, start = build_fleet(cfg, plan.seed)
+    spec = sim_spec(cfg, volumes, start, plan.seed)
+    scheduler = schedulers.SCHEDULERS.create(plan.policy.policy, **plan.policy.params)
+    forecasts = build_forecasts(cfg, plan.policy, load, spec)
+    result = Simulation(spec, load, scheduler, forecasts=forecasts, progress=progress).run()
+    if forecasts is not None and hasattr(forecasts, "report"):
+        result.meta["forecast"] = forecasts.report()
+        result.fleet.update(result.meta["forecast"].get("summary", {}))
+    meta = {
+        "experiment": cfg.name,
+        "run": plan.run_id,
+        "policy": plan.policy.label,
+        "seed": plan.seed,
+        "start_epoch": start,
+        "load": load.describe(),
+        **result.meta,
+    }
+    return result, meta
+
+
+def execute(plan: RunPlan, out_root: Path, progress: Callable[[float], None] | None = None) -> dict:
+    """Simulate one plan and write its results folder; returns its summary row."""
+    t0 = time.perf_counter()
+    result, meta = simulate(plan, progress)
+    meta["wall_s"] = time.perf_counter() - t0
+    run_dir = out_root / plan.config.name / plan.run_id
+    write_run(run_dir, result, plan.config, meta)
+    return {"policy": plan.policy.label, "seed": plan.seed, **result.fleet}

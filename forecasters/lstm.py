@@ -1,0 +1,306 @@
+"""A global LSTM forecaster (one model for all volumes, batched), in PyTorch.
+
+Per volume and forecast origin `t` (the first unobserved step) the model sees:
+
+- a window of the last `window_s` of log-scaled IOPS and MB/s, the same window one day
+  earlier, the CPU / memory / network covariates and time-of-day / day-of-week
+  features of each step (the LSTM's input sequence);
+- the application kind (one-hot of `history.kinds`), the calendar at the origin, the
+  volume's scale and whether a week of history exists (static inputs);
+- six *candidate* forecasts for every target step: the last hour's mean and median,
+  the daily and weekly seasonal naive values, and the mean and median over the last
+  `days` days at the same time of day.
+
+All load values are scaled per sample as `z = log1p(x / s)` with `s` the volume's mean
+over the week before the origin, so one model serves volumes of any size. The network
+turns the LSTM state and static inputs into a context vector, and from it, for every
+target step h (direct multi-horizon output, both targets at once): softmax weights over
+the candidates (per geometric horizon bucket) plus a per-step correction give the median,
+and a positive per-step spread on top gives the upper quantile. It is trained with the
+pinball loss at 0.5 and `quantile` (e.g. 0.9), plus a pinball-0.5 term on the mean load
+over the next hour and next 6 h, which is what the scheduler uses.
+
+Training samples are (volume, origin) pairs drawn from the fitted history with the whole
+target window inside it (never past `history.end_t`). `fit` on an already fitted model
+warm-starts: it continues from the current weights for `warm_epochs` on the last
+`warm_days`. Deterministic under `seed` (fixed seeds, CPU kernels, `threads` threads).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from forecasters.base import DAY_S, FORECASTERS, WEEK_S, horizon_bucket, make_forecast, steps, targets
+from forecasters.seasonal import SeasonalNaive
+from sim.types import Forecast, LoadHistory
+
+KIND_VOCAB: tuple[str, ...] = ("database", "vm", "fileserver", "other")
+N_CAND = 6
+N_SEQ = 11  # z(iops, mbps), z one day earlier (2), cpu, mem, net, tod sin/cos, week sin/cos
+N_STATIC = len(KIND_VOCAB) + 4 + 2 + 1
+_EPS = 1e-6
+
+
+def _calendar(epoch: torch.Tensor) -> torch.Tensor:
+    """Time of day and position in the week (Monday 00:00 = 0) as sin/cos pairs: `[..., 4]`."""
+    day = 2 * math.pi * torch.remainder(epoch, DAY_S) / DAY_S
+    week = 2 * math.pi * torch.remainder(epoch - 4 * DAY_S, WEEK_S) / WEEK_S  # 1970-01-05 was a Monday
+    return torch.stack([torch.sin(day), torch.cos(day), torch.sin(week), torch.cos(week)], -1).float()
+
+
+def _kinds_onehot(kinds: list[str]) -> torch.Tensor:
+    idx = [KIND_VOCAB.index(k) if k in KIND_VOCAB else len(KIND_VOCAB) - 1 for k in kinds]
+    return F.one_hot(torch.tensor(idx, dtype=torch.long), len(KIND_VOCAB)).float()
+
+
+@dataclass
+class _Arrays:
+    """A history as tensors (time-major, like `LoadHistory`)."""
+
+    y: torch.Tensor  # [T, V, 2] raw targets
+    cov: torch.Tensor  # [Tc, V, 3] covariates for rows cov_off .. cov_off + Tc - 1
+    cov_off: int
+    kinds: torch.Tensor  # [V, n_kinds]
+    t0: float  # calendar time of row 0
+    step_s: float
+
+
+def _arrays(history: LoadHistory, cov_from: int = 0) -> _Arrays:
+    y = torch.from_numpy(np.stack([history.iops, history.mbps], -1).astype(np.float32, copy=False))
+    c = np.stack([history.cpu_pct[cov_from:] / 100.0, history.mem_pct[cov_from:] / 100.0, np.log1p(np.maximum(history.net_mbps[cov_from:], 0.0))], -1)
+    cov = torch.from_numpy(np.nan_to_num(c.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0))
+    t0 = history.start_epoch + (float(history.times[0]) if history.n_steps else 0.0)
+    return _Arrays(torch.nan_to_num(y.clamp(min=0.0)), cov, cov_from, _kinds_onehot(history.kinds), t0, history.step_s)
+
+
+class _Net(nn.Module):
+    def __init__(self, hidden: int, horizon: int):
+        super().__init__()
+        self.horizon = horizon
+        bucket = torch.from_numpy(horizon_bucket(horizon))
+        self.n_buckets = int(bucket.max()) + 1
+        self.register_buffer("bucket", bucket)
+        self.lstm = nn.LSTM(N_SEQ, hidden, batch_first=True)
+        self.ctx = nn.Sequential(nn.Linear(hidden + N_STATIC, hidden), nn.ReLU())
+        self.mix = nn.Linear(hidden, self.n_buckets * N_CAND * 2)
+        self.delta = nn.Linear(hidden, horizon * 2)
+        self.spread = nn.Linear(hidden, horizon * 2)
+        with torch.no_grad():
+            self.delta.weight.mul_(0.1)
+            self.delta.bias.zero_()
+            self.spread.bias.fill_(0.0)
+
+    def forward(self, seq: torch.Tensor, static: torch.Tensor, cand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _, (h, _) = self.lstm(seq)
+        x = self.ctx(torch.cat([h[-1], static], -1))
+        b = x.shape[0]
+        w = torch.softmax(self.mix(x).view(b, self.n_buckets, N_CAND, 2)[:, self.bucket], dim=2)  # [B, H, K, 2]
+        med = (w * cand).sum(2) + self.delta(x).view(b, self.horizon, 2)
+        up = med + F.softplus(self.spread(x).view(b, self.horizon, 2))
+        return med, up
+
+
+def _pinball(pred: torch.Tensor, target: torch.Tensor, q: float) -> torch.Tensor:
+    d = target - pred
+    return torch.maximum(q * d, (q - 1) * d).mean()
+
+
+@FORECASTERS.register("lstm")
+class LSTMForecaster:
+    name = "lstm"
+
+    def __init__(
+        self,
+        *,
+        window_s: float = 4 * 3600.0,
+        horizon_s: float = DAY_S,
+        hidden: int = 48,
+        days: int = 7,
+        quantile: float = 0.9,
+        epochs: int = 10,
+        warm_epochs: int = 3,
+        warm_days: float = 7.0,
+        samples_per_epoch: int = 16384,
+        batch_size: int = 256,
+        lr: float = 3e-3,
+        warm_lr: float = 1e-3,
+        window_loss: float = 1.0,
+        warm_start: bool = True,
+        seed: int = 0,
+        threads: int = 2,
+        rule=None,
+    ):
+        if not 0.5 < quantile < 1.0:
+            raise ValueError("lstm: quantile must be in (0.5, 1)")
+        self.window_s, self.horizon_s, self.hidden, self.days = float(window_s), float(horizon_s), int(hidden), int(days)
+        self.quantile = float(quantile)
+        self.epochs, self.warm_epochs, self.warm_days = int(epochs), int(warm_epochs), float(warm_days)
+        self.samples_per_epoch, self.batch_size = int(samples_per_epoch), int(batch_size)
+        self.lr, self.warm_lr, self.window_loss = float(lr), float(warm_lr), float(window_loss)
+        self.warm_start, self.seed, self.threads, self.rule = bool(warm_start), int(seed), max(1, min(2, int(threads))), rule
+        self.net: _Net | None = None
+        self.step_s: float | None = None
+        self.n_fits = 0
+        self.loss_history: list[float] = []  # mean training loss per epoch, all fits
+        self.last_fit: dict[str, float] = {}
+        self._fallback = SeasonalNaive(quantile=quantile, rule=rule)
+
+    # ------------------------------------------------------------------ sizes
+    def _sizes(self, step_s: float) -> tuple[int, int, int, int, int]:
+        """(window W, day D, week WK, horizon H, one hour P) in steps."""
+        return steps(self.window_s, step_s), steps(DAY_S, step_s), steps(WEEK_S, step_s), steps(self.horizon_s, step_s), steps(3600.0, step_s)
+
+    def min_history_steps(self, step_s: float) -> int:
+        w, d, _, _, _ = self._sizes(step_s)
+        return w + d
+
+    def reset(self) -> None:
+        """Forget the weights: the next `fit` trains from scratch."""
+        self.net = None
+
+    # ------------------------------------------------------------------ features
+    def _features(self, a: _Arrays, v: torch.Tensor, t: torch.Tensor, scale: torch.Tensor, with_target: bool):
+        W, D, WK, H, P = self._sizes(a.step_s)
+        vv = v[:, None]
+        sc = scale[:, None, :]
+        widx = (t[:, None] + torch.arange(-W, 0)).clamp(min=0)  # [B, W]
+        zw = torch.log1p(a.y[widx, vv] / sc)
+        zl = torch.log1p(a.y[(widx - D).clamp(min=0), vv] / sc)
+        cw = a.cov[(widx - a.cov_off).clamp(min=0), vv]
+        calw = _calendar(a.t0 + widx.double() * a.step_s)
+        seq = torch.cat([zw, zl, cw, calw], -1)
+
+        h = torch.arange(1, H + 1)
+        j = t[:, None] + h - 1  # rows of the target steps [B, H]
+        base = j - D * torch.ceil(h / D).long()
+        idx_d = base[:, :, None] - torch.arange(self.days) * D  # [B, H, days]
+        idx_d = torch.where(idx_d >= 0, idx_d, base[:, :, None]).clamp(min=0)
+        yd = a.y[idx_d, v[:, None, None]]  # [B, H, days, 2]
+        c_day = yd[:, :, 0]
+        c_kmean = yd.mean(2)
+        c_kmed = yd.median(2).values
+        wk_ok = t >= WK
+        c_week = torch.where(wk_ok[:, None, None], a.y[(j - WK * torch.ceil(h / WK).long()).clamp(min=0), vv], c_day)
+        recent = a.y[widx[:, -P:], vv]  # [B, P, 2]
+        c_mean = recent.mean(1)[:, None, :].expand(-1, H, -1)
+        c_med = recent.median(1).values[:, None, :].expand(-1, H, -1)
+        cand = torch.log1p(torch.stack([c_mean, c_med, c_day, c_week, c_kmean, c_kmed], 2) / scale[:, None, None, :])
+        static = torch.cat([a.kinds[v], _calendar(a.t0 + t.double() * a.step_s), torch.log10(scale) / 3.0, wk_ok.float()[:, None]], -1)
+        if not with_target:
+            return seq, static, cand
+        ratio = a.y[j.clamp(max=a.y.shape[0] - 1), vv] / sc  # [B, H, 2]
+        return seq, static, cand, ratio
+
+    @staticmethod
+    def _train_scale(csum: torch.Tensor, v: torch.Tensor, t: torch.Tensor, wk: int) -> torch.Tensor:
+        lo = (t - wk).clamp(min=0)
+        return ((csum[t, v] - csum[lo, v]) / (t - lo).clamp(min=1)[:, None].double()).float() + _EPS
+
+    # ------------------------------------------------------------------ training
+    def _loss(self, med: torch.Tensor, up: torch.Tensor, ratio: torch.Tensor, windows: list[int]) -> torch.Tensor:
+        zt = torch.log1p(ratio)
+        loss = _pinball(med, zt, 0.5) + _pinball(up, zt, self.quantile)
+        if self.window_loss > 0:
+            lin = torch.expm1(med.clamp(max=30.0)).clamp(min=0.0)
+            for w in windows:
+                pm = torch.log1p(lin[:, :w].mean(1))
+                am = torch.log1p(ratio[:, :w].mean(1))
+                loss = loss + self.window_loss * _pinball(pm, am, 0.5)
+        return loss
+
+    def fit(self, history: LoadHistory) -> None:
+        t_start = time.perf_counter()
+        W, D, WK, H, P = self._sizes(history.step_s)
+        T = history.n_steps
+        t_lo, t_hi = W + D, T - H
+        if t_hi < t_lo:  # not enough history to train on a full horizon: keep what we have
+            self.last_fit = {"fit_s": time.perf_counter() - t_start, "epochs": 0, "warm": 0.0, "samples": 0}
+            return
+        prev_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            warm = self.warm_start and self.net is not None and self.step_s == history.step_s
+            torch.manual_seed(self.seed + self.n_fits)
+            rng = np.random.default_rng(self.seed + self.n_fits)
+            if not warm:
+                self.net = _Net(self.hidden, H)
+                self.step_s = history.step_s
+                epochs, lr = self.epochs, self.lr
+            else:
+                t_lo = max(t_lo, t_hi - steps(self.warm_days * DAY_S, history.step_s))
+                epochs, lr = self.warm_epochs, self.warm_lr
+            a = _arrays(history)
+            V = a.y.shape[1]
+            csum = torch.cat([torch.zeros(1, V, 2, dtype=torch.float64), torch.cumsum(a.y.double(), 0)])
+            n_t = t_hi - t_lo + 1
+            total = V * n_t
+            per_epoch = min(self.samples_per_epoch, total)
+            windows = [w for w in (P, 6 * P) if w <= H]
+            opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+            net = self.net
+            net.train()
+            for _ in range(epochs):
+                pick = rng.choice(total, size=per_epoch, replace=False) if total > per_epoch else rng.permutation(total)
+                vs = torch.from_numpy(pick // n_t)
+                ts = torch.from_numpy(pick % n_t + t_lo)
+                running, n_b = 0.0, 0
+                for s in range(0, per_epoch, self.batch_size):
+                    v, t = vs[s : s + self.batch_size], ts[s : s + self.batch_size]
+                    scale = self._train_scale(csum, v, t, WK)
+                    seq, static, cand, ratio = self._features(a, v, t, scale, True)
+                    med, up = net(seq, static, cand)
+                    loss = self._loss(med, up, ratio, windows)
+                    opt.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                    opt.step()
+                    running += float(loss)
+                    n_b += 1
+                self.loss_history.append(running / max(1, n_b))
+            net.eval()
+            self.n_fits += 1
+            self.last_fit = {"fit_s": time.perf_counter() - t_start, "epochs": float(epochs), "warm": float(warm), "samples": float(epochs * per_epoch)}
+        finally:
+            torch.set_num_threads(prev_threads)
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, history: LoadHistory, horizon_steps: int) -> Forecast:
+        if self.net is None or self.step_s != history.step_s or history.n_steps < self.min_history_steps(history.step_s):
+            fc = self._fallback.predict(history, horizon_steps)
+            fc.model = f"{self.name}(fallback:seasonal_naive)"
+            return fc
+        W, D, WK, H, P = self._sizes(history.step_s)
+        prev_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            # only the rows the features read: a week (scale, weekly lag) plus a day and the window
+            need = WK + D + W
+            tail = history.tail(need) if history.n_steps > need else history
+            T = tail.n_steps
+            a = _arrays(tail, cov_from=max(0, T - W))
+            V = a.y.shape[1]
+            v = torch.arange(V)
+            t = torch.full((V,), T, dtype=torch.long)
+            scale = a.y[max(0, T - WK) :].mean(0) + _EPS  # [V, 2]
+            with torch.no_grad():
+                seq, static, cand = self._features(a, v, t, scale, False)
+                med, up = self.net(seq, static, cand)
+            s = scale[:, None, :].double()
+            mean = (torch.expm1(med.double().clamp(max=30.0)) * s).numpy()
+            upper = (torch.expm1(up.double().clamp(max=30.0)) * s).numpy()
+        finally:
+            torch.set_num_threads(prev_threads)
+        if horizon_steps <= H:
+            mean, upper = mean[:, :horizon_steps], upper[:, :horizon_steps]
+        else:  # beyond the trained horizon: seasonal naive
+            extra = self._fallback._point(targets(tail), history.step_s, horizon_steps)[:, H:]
+            mean = np.concatenate([mean, extra], 1)
+            upper = np.concatenate([upper, extra], 1)
+        return make_forecast(history, mean, upper, quantile=self.quantile, model=self.name, rule=self.rule)

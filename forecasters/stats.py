@@ -1,0 +1,166 @@
+"""Statistical models from statsforecast (AutoETS, AutoARIMA, MSTL) on hourly aggregates.
+
+Why hourly: AutoETS accepts seasons up to 24 points, and MSTL / AutoARIMA on 5-minute
+data take tens of seconds per series (DESIGN.md). The history is cut into hour blocks
+*ending at the forecast origin* (so forecast hour k covers steps 12k+1 .. 12k+12), each
+block's mean is log-scaled (`log1p(x / scale)`, scale = the series' mean over the fitted
+window) and the model is fitted per volume and target on the last `fit_days` days.
+
+Fitting happens in `fit` (retraining); `predict` only runs the fitted model's filter
+over the newest `fit_days` of data (statsforecast's `forward`: no re-estimation), which
+costs milliseconds per series. The upper quantile is the model's own one-sided interval
+(level = 2q - 1, e.g. 80 % two-sided for q = 0.9), back-transformed. A series whose fit
+fails (e.g. constant) falls back to the hourly seasonal naive.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from forecasters.base import DAY_S, FORECASTERS, make_forecast, steps, targets
+from sim.types import Forecast, LoadHistory
+
+
+def hourly_blocks(y: np.ndarray, per_hour: int, n_hours: int) -> np.ndarray:
+    """Means of the last `n_hours` complete hour blocks ending at the last row: `[n, ...]`."""
+    n = min(n_hours, y.shape[0] // per_hour)
+    if n == 0:
+        return y[:0]
+    tail = y[y.shape[0] - n * per_hour :]
+    return tail.reshape(n, per_hour, *y.shape[1:]).mean(axis=1)
+
+
+class _StatsForecaster:
+    name = "stats"
+    season_hours = 24
+
+    def __init__(self, *, fit_days: float = 28.0, quantile: float = 0.9, log: bool = True, rule=None):
+        self.fit_days = float(fit_days)
+        self.quantile = float(quantile)
+        self.log = bool(log)
+        self.rule = rule
+        self._models: list[list[object | None]] | None = None  # [V][target]
+        self._scale: np.ndarray | None = None  # [V, 2]
+        self._fit_phase: float | None = None  # time of day (s) of the first fitted block
+
+    def _new_model(self):
+        raise NotImplementedError
+
+    # -- transforms
+    def _fwd(self, x: np.ndarray, scale: float) -> np.ndarray:
+        return np.log1p(np.maximum(x, 0.0) / scale) if self.log else x
+
+    def _inv(self, z: np.ndarray, scale: float) -> np.ndarray:
+        return np.expm1(np.clip(z, -50, 50)) * scale if self.log else z
+
+    def fit(self, history: LoadHistory) -> None:
+        per_hour = steps(3600.0, history.step_s)
+        n_hours = int(self.fit_days * 24)
+        yh = hourly_blocks(targets(history), per_hour, n_hours)  # [n, V, 2]
+        v = yh.shape[1]
+        self._scale = np.maximum(yh.mean(axis=0), 1e-9) if yh.shape[0] else np.ones((v, 2))
+        self._models = [[None, None] for _ in range(v)]
+        self._fit_phase = (history.start_epoch + history.end_t - yh.shape[0] * 3600.0) % DAY_S
+        if yh.shape[0] < 2 * self.season_hours + 2:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i in range(v):
+                for j in range(2):
+                    z = self._fwd(yh[:, i, j], self._scale[i, j])
+                    if np.ptp(z) <= 1e-12:
+                        continue
+                    m = self._new_model()
+                    try:
+                        m.fit(z)
+                    except Exception:  # noqa: BLE001 - any failure: this series uses the fallback
+                        continue
+                    self._models[i][j] = m
+
+    def predict(self, history: LoadHistory, horizon_steps: int) -> Forecast:
+        per_hour = steps(3600.0, history.step_s)
+        hh = math.ceil(horizon_steps / per_hour)
+        y = targets(history)
+        v = y.shape[1]
+        if self._models is None or len(self._models) != v:
+            self.fit(history)
+        n_hours = int(self.fit_days * 24)
+        # keep the window's first block at the fitted time of day (to within an hour) so the
+        # fitted seasonal states stay in phase
+        end_phase = (history.start_epoch + history.end_t) % DAY_S
+        shift = int(((end_phase - self._fit_phase) % DAY_S) // 3600) if self._fit_phase is not None else 0
+        n_win = n_hours - ((n_hours - shift) % 24) if n_hours > 24 else n_hours
+        yh = hourly_blocks(y, per_hour, n_win)
+        mean_h = np.zeros((v, hh, 2))
+        up_h = np.zeros((v, hh, 2))
+        level = [int(round((2 * self.quantile - 1) * 100))]
+        sn = _hourly_seasonal_naive(yh, hh, self.season_hours)  # [V, hh, 2]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i in range(v):
+                for j in range(2):
+                    m = self._models[i][j]
+                    s = self._scale[i, j]
+                    if m is not None and yh.shape[0] > 2 * self.season_hours:
+                        try:
+                            r = m.forward(self._fwd(yh[:, i, j], s), h=hh, level=level)
+                            mean_h[i, :, j] = self._inv(r["mean"], s)
+                            up_h[i, :, j] = self._inv(r[f"hi-{level[0]}"], s)
+                            if np.all(np.isfinite(mean_h[i, :, j])) and np.all(np.isfinite(up_h[i, :, j])):
+                                continue
+                        except Exception:  # noqa: BLE001
+                            pass
+                    mean_h[i, :, j] = sn[i, :, j]
+                    up_h[i, :, j] = sn[i, :, j]
+        mean = np.repeat(mean_h, per_hour, axis=1)[:, :horizon_steps]
+        upper = np.repeat(up_h, per_hour, axis=1)[:, :horizon_steps]
+        return make_forecast(history, mean, upper, quantile=self.quantile, model=self.name, rule=self.rule)
+
+
+def _hourly_seasonal_naive(yh: np.ndarray, hh: int, season: int) -> np.ndarray:
+    if yh.shape[0] == 0:
+        return np.zeros((yh.shape[1] if yh.ndim > 1 else 0, hh, 2))
+    if yh.shape[0] < season:
+        return np.repeat(yh[-1][:, None, :], hh, axis=1)
+    h = np.arange(1, hh + 1)
+    idx = yh.shape[0] + h - 1 - season * np.ceil(h / season).astype(np.int64)
+    return np.transpose(yh[idx], (1, 0, 2))
+
+
+@FORECASTERS.register("ets")
+class ETS(_StatsForecaster):
+    """statsforecast AutoETS, daily season (24 hourly points)."""
+
+    name = "ets"
+
+    def _new_model(self):
+        from statsforecast.models import AutoETS
+
+        return AutoETS(season_length=self.season_hours)
+
+
+@FORECASTERS.register("arima")
+class ARIMA(_StatsForecaster):
+    """statsforecast AutoARIMA, daily season, `approximation=True` (about 1 s per series)."""
+
+    name = "arima"
+
+    def _new_model(self):
+        from statsforecast.models import AutoARIMA
+
+        return AutoARIMA(season_length=self.season_hours, approximation=True)
+
+
+@FORECASTERS.register("mstl")
+class MSTLForecaster(_StatsForecaster):
+    """statsforecast MSTL with daily and weekly seasons (24, 168 hours), AutoETS trend."""
+
+    name = "mstl"
+
+    def _new_model(self):
+        from statsforecast.models import MSTL, AutoETS
+
+        return MSTL(season_length=[24, 168], trend_forecaster=AutoETS(model="ZZN"))
