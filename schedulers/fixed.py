@@ -16,6 +16,9 @@ from schedulers.base import SCHEDULERS, tier_index
 from schedulers.calendar import next_occurrence
 from sim.types import Action, BackupKind, DecisionContext, JobState, Start
 
+_NONE = int(JobState.NONE)
+_EMPTY = np.zeros(0, np.int64)
+
 
 @dataclass
 class FixedParams:
@@ -47,12 +50,15 @@ class Schedule:
         self.incr_period = np.maximum(incr, ctx.tick_s)
         self.next_full = next_occurrence(t_cal, self.full_period, self.p.full_at_h * 3600.0 + stagger)
         self.next_incr = next_occurrence(t_cal, self.incr_period, self.p.incremental_at_h * 3600.0 + stagger)
+        self.earliest = min(self.next_full.min(), self.next_incr.min())
 
     def due(self, ctx: DecisionContext) -> tuple[np.ndarray, np.ndarray]:
         """Volumes whose full / incremental came due by now; advances their next times."""
         if self.next_full is None:
             self._init(ctx)
         t_cal = ctx.start_epoch + ctx.t
+        if t_cal < self.earliest:  # nothing due: the common case, kept cheap
+            return _EMPTY, _EMPTY
         full = np.flatnonzero(self.next_full <= t_cal)
         incr = np.flatnonzero(self.next_incr <= t_cal)
         if full.size:
@@ -60,6 +66,7 @@ class Schedule:
         if incr.size:
             self.next_incr[incr] += self.incr_period[incr] * np.ceil((t_cal - self.next_incr[incr] + 1e-9) / self.incr_period[incr])
             incr = np.setdiff1d(incr, full, assume_unique=True)
+        self.earliest = min(self.next_full.min(), self.next_incr.min())
         return full, incr
 
 
@@ -81,7 +88,7 @@ class FixedScheduler:
         actions: list[Action] = []
         for kind, vols, t in ((BackupKind.FULL, full, full_tier), (BackupKind.INCREMENTAL, incr, tier)):
             for v in vols.tolist():
-                if ctx.job_state[v] != JobState.NONE:
+                if ctx.job_state[v] != _NONE:
                     self.schedule.skipped += 1
                     continue
                 actions.append(Start(v, kind, t, p.rate_mbps, reason=f"scheduled {kind.name.lower()}"))

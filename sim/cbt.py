@@ -126,6 +126,19 @@ class FleetTracker:
         self.pending[vols] = 0.0
 
     # -- sizes -------------------------------------------------------------------------
+    def _flush_one(self, v: int) -> None:
+        """`flush` for a single volume without fleet-wide array work (job starts)."""
+        pending = self.pending[v]
+        if pending <= 0:
+            return
+        q = -np.expm1((pending * self.chunks_per_write[v]) * self.zone_w[v] * self._log_stay[v])
+        a, b = self.a[v], self.b[v]  # row views: updated in place
+        from_b = self.rng.binomial(b, q)
+        from_clean = self.rng.binomial(self.zone_n[v] - a - b, q)
+        a += from_b + from_clean
+        b -= from_b
+        self.pending[v] = 0.0
+
     def dirty_bytes(self) -> tuple[np.ndarray, np.ndarray]:
         """(since last backup, since last full) in bytes, per volume."""
         self.flush()
@@ -137,7 +150,7 @@ class FleetTracker:
 
     def start_backup(self, volume: int, kind: BackupKind) -> float:
         """Snapshot `volume` for a backup of `kind`: returns bytes to move, resets bitmaps."""
-        self.flush(np.array([volume]))
+        self._flush_one(volume)
         bm = self.bitmaps.get(volume)
         if kind == BackupKind.FULL:
             size = float(self.used_bytes[volume])

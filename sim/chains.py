@@ -32,7 +32,8 @@ class VolumeChain:
     def add(self, point: RestorePoint) -> list[RestorePoint]:
         """Append a completed point; return the points deleted by retention."""
         self.points.append(point)
-        self.points.sort(key=lambda p: p.snapshot_t)
+        if len(self.points) > 1 and self.points[-2].snapshot_t > point.snapshot_t:
+            self.points.sort(key=lambda p: p.snapshot_t)
         if point.kind != BackupKind.FULL:
             return []
         fulls = [i for i, p in enumerate(self.points) if p.kind == BackupKind.FULL]

@@ -49,6 +49,9 @@ from sim.types import (
 )
 from workloads.base import LoadSource
 
+# plain ints for the hot paths (IntEnum attribute access is slow)
+_NONE, _QUEUED, _RUNNING, _PAUSED = (int(s) for s in (JobState.NONE, JobState.QUEUED, JobState.RUNNING, JobState.PAUSED))
+
 
 class ForecastProvider(Protocol):
     """What the simulator needs from a forecasting service (see forecasters.service)."""
@@ -197,7 +200,7 @@ class Simulation:
                 iops, mbps = iops_b[i], mbps_b[i]
                 self.prod_iops, self.prod_mbps = iops, mbps
                 if self._running_dirty:
-                    self._running = np.flatnonzero(self.job_state == JobState.RUNNING)
+                    self._running = np.flatnonzero(self.job_state == _RUNNING)
                     self._running_dirty = False
                     self.backup_mbps[:] = 0.0
                 run = self._running
@@ -273,7 +276,7 @@ class Simulation:
             job.snapshot_t = self.env.now
             job.size_bytes = self.tracker.start_backup(v, job.kind)
             self.job_remaining[v] = job.size_bytes
-            self.job_state[v] = JobState.PAUSED if job.pause_on_start else JobState.RUNNING
+            self.job_state[v] = _PAUSED if job.pause_on_start else _RUNNING
             self._running_dirty = True
             yield job.done
 
@@ -300,7 +303,7 @@ class Simulation:
         )
         self.jobs[v] = None
         self.job_kind[v] = -1
-        self.job_state[v] = JobState.NONE
+        self.job_state[v] = _NONE
         self.job_tier[v] = -1
         self.job_rate[v] = 0.0
         self.job_throttle[v] = np.inf
@@ -335,8 +338,8 @@ class Simulation:
             out[on] = (1.0 - u_p) / (1.0 - u_b) - 1.0
         return out
 
-    def context(self, t: float) -> DecisionContext:
-        views = [
+    def _tier_views(self) -> list[TierView]:
+        return [
             TierView(
                 index=tier.index,
                 name=tier.spec.name,
@@ -353,12 +356,14 @@ class Simulation:
             )
             for tier in self.tiers
         ]
+
+    def context(self, t: float) -> DecisionContext:
         return DecisionContext(
             t=t,
             tick=self.tick,
             tick_s=self.spec.tick_s,
             volumes=self.table,
-            tiers=views,
+            tiers=self._tier_views(),
             impact_threshold=self.spec.impact_threshold,
             start_epoch=self.spec.start_epoch,
             rp_age_s=t - self.last_snap,
@@ -392,7 +397,7 @@ class Simulation:
         state = self.job_state[v]
         ok = True
         if isinstance(a, Start):
-            if state != JobState.NONE:
+            if state != _NONE:
                 ok = False
             else:
                 if not 0 <= a.tier < len(self.tiers):
@@ -401,27 +406,27 @@ class Simulation:
                 self.jobs[v] = job
                 self.job_kind[v] = job.kind
                 self.job_tier[v] = a.tier
-                self.job_state[v] = JobState.QUEUED
+                self.job_state[v] = _QUEUED
                 self.job_throttle[v] = np.inf if a.rate_mbps is None else a.rate_mbps
                 self.env.process(self._job_process(job))
         elif isinstance(a, Throttle):
-            ok = state != JobState.NONE
+            ok = state != _NONE
             if ok:
                 self.job_throttle[v] = np.inf if a.rate_mbps is None else a.rate_mbps
         elif isinstance(a, Pause):
-            ok = state in (JobState.RUNNING, JobState.QUEUED)
-            if state == JobState.RUNNING:
-                self.job_state[v] = JobState.PAUSED
+            ok = state in (_RUNNING, _QUEUED)
+            if state == _RUNNING:
+                self.job_state[v] = _PAUSED
                 self.jobs[v].pauses += 1
                 self._running_dirty = True
-            elif state == JobState.QUEUED:
+            elif state == _QUEUED:
                 self.jobs[v].pause_on_start = True
         elif isinstance(a, Resume):
-            ok = state in (JobState.PAUSED, JobState.QUEUED)
-            if state == JobState.PAUSED:
-                self.job_state[v] = JobState.RUNNING
+            ok = state in (_PAUSED, _QUEUED)
+            if state == _PAUSED:
+                self.job_state[v] = _RUNNING
                 self._running_dirty = True
-            elif state == JobState.QUEUED:
+            elif state == _QUEUED:
                 self.jobs[v].pause_on_start = False
             if ok and a.rate_mbps is not None:
                 self.job_throttle[v] = a.rate_mbps
