@@ -110,20 +110,29 @@ def sim_spec(cfg: ExperimentConfig, volumes: list[VolumeSpec], start_epoch: floa
     )
 
 
-def build_forecasts(cfg: ExperimentConfig, policy: PolicyConfig, load: FleetLoad, spec: SimSpec):
-    """The forecasting service a predictive policy reads, or None."""
-    if policy.forecaster is None:
-        return None
-    from forecasters.service import build_service
+def forecaster_name(policy: PolicyConfig) -> str | None:
+    """The forecaster a policy reads: its own, or the true future for the oracle policy."""
+    if policy.forecaster is None and policy.policy == "oracle":
+        return "oracle"
+    return policy.forecaster
 
-    return build_service(
-        policy.forecaster,
-        policy.forecaster_params,
-        policy.retrain,
-        horizon_steps=max(1, round(cfg.horizon_h * 3600.0 / cfg.history_step_s)),
-        load=load,
-        spec=spec,
-    )
+
+def build_forecasts(cfg: ExperimentConfig, policy: PolicyConfig, load: FleetLoad):
+    """The forecasting service a predictive policy reads, or None."""
+    name = forecaster_name(policy)
+    if name is None:
+        return None
+    from forecasters.base import FORECASTERS
+    from forecasters.service import ForecastService
+
+    params = dict(policy.forecaster_params)
+    if name == "oracle":
+        params["future"] = load
+    try:
+        model = FORECASTERS.create(name, **params)
+        return ForecastService(model, horizon_steps=max(1, round(cfg.horizon_h * 3600.0 / cfg.history_step_s)), retrain=policy.retrain)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"policy {policy.label}: forecaster settings: {err}") from None
 
 
 def simulate(plan: RunPlan, progress: Callable[[float], None] | None = None) -> tuple[RunResult, dict]:
@@ -131,11 +140,12 @@ def simulate(plan: RunPlan, progress: Callable[[float], None] | None = None) -> 
     load, volumes, start = build_fleet(cfg, plan.seed)
     spec = sim_spec(cfg, volumes, start, plan.seed)
     scheduler = schedulers.SCHEDULERS.create(plan.policy.policy, **plan.policy.params)
-    forecasts = build_forecasts(cfg, plan.policy, load, spec)
+    forecasts = build_forecasts(cfg, plan.policy, load)
     result = Simulation(spec, load, scheduler, forecasts=forecasts, progress=progress).run()
-    if forecasts is not None and hasattr(forecasts, "report"):
-        result.meta["forecast"] = forecasts.report()
-        result.fleet.update(result.meta["forecast"].get("summary", {}))
+    if forecasts is not None:
+        summary = forecasts.summary()
+        result.meta["forecast"] = {"summary": summary, "events": forecasts.events}
+        result.fleet.update({f"forecast_{k}": v for k, v in summary.items() if isinstance(v, (int, float))})
     meta = {
         "experiment": cfg.name,
         "run": plan.run_id,

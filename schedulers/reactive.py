@@ -4,9 +4,10 @@ backup I/O control does.
 - A due backup is deferred while the volume's observed production latency is above
   `defer_latency_ratio` x its idle latency, for at most `max_defer_h` (then it starts).
 - A running job whose observed impact exceeds `throttle_impact` (default: the run's
-  impact threshold) has its rate cut by `backoff`; above `pause_impact` (default 3 x
-  the threshold) it is paused, and resumed once production latency falls below
-  `resume_latency_ratio` x idle (after at least `min_pause_s`). Below half the
+  impact threshold) has its rate cut by `backoff` (down to `min_rate_mbps`); still
+  above `pause_impact` (default 3 x the threshold) at the minimum rate it is paused,
+  and resumed (at its last rate) once production latency falls below
+  `resume_latency_ratio` x idle, after at least `min_pause_s`. Below half the
   threshold a throttled job speeds up by `ramp` (AIMD-like).
 It only ever sees the past: the interference has already happened when it reacts.
 """
@@ -93,12 +94,12 @@ class ReactiveScheduler:
         for v in running.tolist():
             imp = ctx.impact[v]
             rate = ctx.job_rate_mbps[v]
-            if imp > pause_at:
-                out.append(Pause(v, reason=f"observed impact {imp:.2f} > {pause_at:.2f}"))
+            if imp > pause_at and rate <= p.min_rate_mbps * 1.01:
+                out.append(Pause(v, reason=f"observed impact {imp:.2f} > {pause_at:.2f} at the minimum rate"))
                 self.paused_at[v] = ctx.t
             elif imp > thr:
                 new = max(p.min_rate_mbps, rate * p.backoff)
-                out.append(Throttle(v, new, reason=f"observed impact {imp:.2f} > {thr:.2f}"))
+                out.append(Throttle(v, new, reason=f"observed impact {imp:.2f} > {thr:.2f}: {rate:.0f} -> {new:.0f} MB/s"))
             elif imp < thr / 2 and np.isfinite(ctx.job_throttle_mbps[v]) and rate >= 0.9 * ctx.job_throttle_mbps[v]:
                 out.append(Throttle(v, ctx.job_throttle_mbps[v] * p.ramp, reason="observed impact low, ramping up"))
         paused = np.flatnonzero(ctx.job_state == JobState.PAUSED)
