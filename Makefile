@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= experiments/configs/default.yaml
+JOBS ?= 2
 
 .PHONY: run test bench lint clean
 
@@ -18,7 +19,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/piop run $(CONFIG)
+	$(BIN)/piop compare $(CONFIG) --jobs $(JOBS)
+	$(BIN)/piop report results/$$($(BIN)/python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["name"])' $(CONFIG))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

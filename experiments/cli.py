@@ -25,10 +25,11 @@ def user_errors(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from sim.registry import UnknownName
+        from workloads.traces.errors import TraceError
 
         try:
             return fn(*args, **kwargs)
-        except (UserError, UnknownName, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+        except (UserError, TraceError, UnknownName, FileNotFoundError, IsADirectoryError, PermissionError) as err:
             msg = str(err) if not isinstance(err, OSError) or not err.filename else f"{err.filename}: {err.strerror}"
             typer.echo(f"error: {msg}", err=True)
             raise typer.Exit(2) from None
@@ -63,7 +64,8 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]], title: st
         table.add_column(header, justify="right" if header not in ("policy", "volume") else "left")
     for r in rows:
         table.add_row(*[(fmt.format(r[key]) if r.get(key) is not None else "-") for key, _, fmt in columns])
-    Console().print(table)
+    out = Console() if sys.stdout.isatty() else Console(width=200)  # pipes and logs: no truncated columns
+    out.print(table)
 
 
 def progress_bar() -> Progress:
@@ -136,6 +138,154 @@ def bench(
             ],
             title="simulator benchmark (fixed policy, 10 s ticks)",
         )
+
+
+@app.command()
+@user_errors
+def compare(
+    config: Path = typer.Argument(..., help="experiment YAML config"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="worker processes (one run each)"),
+    baseline: str | None = typer.Option(None, help="policy label the others are paired against (default: the first)"),
+    policy: list[str] | None = typer.Option(None, "--policy", "-p", help="compare only these policies (labels)"),
+    seeds: str | None = typer.Option(None, help="seeds, e.g. '1,2,3' or '1-5' (default: the config's seeds)"),
+    duration_h: float | None = typer.Option(None, help="override the simulated duration (hours)"),
+    name: str | None = typer.Option(None, help="override the experiment name (its results folder)"),
+    level: float = typer.Option(0.95, help="confidence level of the intervals"),
+    force: bool = typer.Option(False, help="re-run finished runs too"),
+    out: Path = typer.Option(Path("results"), help="results root folder"),
+    as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON on stdout"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+):
+    """Every policy x seed of CONFIG in parallel (resumable): mean and CI per policy, paired differences."""
+    from experiments.compare import compare as run_compare
+    from experiments.compare import paired_table, parse_seeds, summary_table
+    from experiments.config import load_config
+
+    cfg = load_config(config, {"duration_h": duration_h, "name": name})
+    seed_list = parse_seeds(seeds)
+    bar = progress_bar()
+    task = bar.add_task("runs", total=None, visible=not quiet)
+
+    def started(n: int) -> None:  # called once the inputs are checked: errors print without a bar
+        bar.update(task, total=max(n, 1), completed=0 if n else 1, description=f"{cfg.name}: {n} runs to do")
+        if not quiet:
+            bar.start()
+
+    def finished(run_id: str, err: str | None) -> None:
+        bar.advance(task)
+        if err:
+            console.print(f"[red]failed[/red] {run_id}: {err}")
+
+    try:
+        comp = run_compare(cfg, out, jobs, baseline, policy, seed_list, level, force, started, finished)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+    o = comp.outcome
+    if o is not None and not as_json:
+        stale = f", {len(o.stale)} re-run (settings changed)" if o.stale else ""
+        console.print(f"{len(o.ran)} runs done, {len(o.skipped)} already finished (skipped){stale}, {len(o.failed)} failed")
+    if as_json:
+        print_json(comp.to_json())
+    else:
+        rows, cols = summary_table(comp)
+        n = len(comp.seeds)
+        print_table(rows, cols, title=f"{cfg.name}: mean ± {level:.0%} CI half-width over {n} seed{'s' if n != 1 else ''} ({cfg.duration_h:g} h)")
+        if len(comp.policies) > 1:
+            rows, cols = paired_table(comp)
+            print_table(rows, cols, title=f"paired by seed: policy - {comp.baseline}")
+        console.print(f"results: {out / cfg.name} (compare.json, compare.parquet)")
+    if o is not None and o.failed:
+        first = next(iter(o.failed.items()))
+        raise UserError(f"{len(o.failed)} run(s) failed; first: {first[0]}: {first[1]}")
+
+
+@app.command()
+@user_errors
+def tune(
+    spec: Path = typer.Argument(..., help="tuning YAML (search space, objectives; see experiments/configs/tune.yaml)"),
+    trials: int | None = typer.Option(None, "--trials", "-n", help="completed trials the study should hold in total (default: the spec's n_trials)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="worker processes on this machine, all on the same storage"),
+    storage: str | None = typer.Option(None, help="Optuna RDB URL (default: sqlite:///results/<experiment>/tune/<study>.db); "
+                                                  "a PostgreSQL/MySQL URL lets several machines share the study"),
+    study: str | None = typer.Option(None, help="study name (default: the spec's, else <experiment>-<policy>)"),
+    duration_h: float | None = typer.Option(None, help="override the simulated duration of each trial (hours)"),
+    out: Path = typer.Option(Path("results"), help="results root folder"),
+    as_json: bool = typer.Option(False, "--json", help="print the front and chosen trial as JSON on stdout"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+):
+    """Optuna multi-objective study over a policy's thresholds and forecaster settings (resumable)."""
+    from experiments.tune import tune as run_tune
+
+    bar = progress_bar()
+    task = bar.add_task("trials", total=None, visible=not quiet)
+
+    def progress(done: int, target: int) -> None:  # first called once the spec and storage are checked
+        bar.update(task, total=target, completed=min(done, target), description=f"trials {done}/{target}")
+        if not quiet and not bar.live.is_started:
+            bar.start()
+
+    try:
+        outcome = run_tune(spec, trials, jobs, storage, study, duration_h, out, progress)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+    info = outcome.to_json()
+    if as_json:
+        print_json(info)
+        return
+    t = outcome.tuning
+    names = t.objective_names
+    front = outcome.front
+    chosen = (outcome.chosen or {}).get("number")
+    rows = []
+    for r in front.to_dict(orient="records"):
+        row = {"number": ("* " if r["number"] == chosen else "") + str(r["number"])}
+        row.update({n: r[n] for n in names})
+        row.update({k.removeprefix("param:"): (f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in r.items() if k.startswith("param:")})
+        rows.append(row)
+    pcols = [k.removeprefix("param:") for k in front.columns if k.startswith("param:")] if not front.empty else []
+    cols = [("number", "trial", "{}")] + [(n, n, "{:.5g}") for n in names] + [(p, p, "{}") for p in pcols]
+    print_table(rows, cols, title=f"study {t.study}: Pareto front ({info['n_trials']} trials, {info['new_trials']} new; * = chosen)")
+    if outcome.improvement:
+        print_table(
+            outcome.improvement,
+            [("metric", "objective", "{}"), ("untuned", "untuned", "{:.5g}"), ("tuned", "tuned", "{:.5g}"), ("diff", "diff", "{:+.5g}"), ("rel_pct", "relative %", "{:+.1f}")],
+            title=f"{t.policy.label}: tuned (trial {chosen}) vs untuned, {t.base.duration_h:g} h, seeds {t.seeds}",
+        )
+    if outcome.chosen is None:
+        console.print("no trial meets the constraints yet: no config exported (loosen the constraints or run more trials)")
+    console.print(f"study: {info['storage']} / {t.study}; outputs: {outcome.out_dir}" + (f" (best.yaml: {outcome.out_dir / 'best.yaml'})" if outcome.chosen else ""))
+
+
+@app.command()
+@user_errors
+def report(
+    results_dir: Path = typer.Argument(..., help="an experiment's results folder, e.g. results/default"),
+    out: Path | None = typer.Option(None, help="report folder (default: RESULTS_DIR/report)"),
+    html: bool = typer.Option(False, "--html", help="also write report.html beside report.md"),
+    baseline: str | None = typer.Option(None, help="policy label for paired differences (default: compare's, else the first)"),
+    level: float = typer.Option(0.95, help="confidence level of the intervals"),
+    timeline_days: float = typer.Option(3.0, help="days shown in timelines and forecast plots (0: the whole run)"),
+    as_json: bool = typer.Option(False, "--json", help="print what was written as JSON on stdout"),
+):
+    """A self-contained report (Markdown, optionally HTML, images beside it) of RESULTS_DIR."""
+    from experiments.report import build_report
+
+    if not 0.0 < level < 1.0:
+        raise UserError(f"--level: confidence level must be in (0, 1), not {level}")
+    rep = build_report(results_dir, out, html, baseline, level, timeline_days or None)
+    if as_json:
+        print_json(rep.to_json())
+    else:
+        console.print(f"report: {rep.path}" + (f" and {rep.html}" if rep.html else "") + f" ({len(rep.images)} figures)")
+        for k, why in rep.skipped.items():
+            console.print(f"  skipped {k}: {why}")
+
+
+from experiments.trace_cli import trace_app  # noqa: E402
+
+app.add_typer(trace_app, name="trace", help="Inspect and convert real I/O traces.")
 
 
 def main() -> None:  # pragma: no cover - console script shim

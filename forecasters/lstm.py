@@ -261,7 +261,7 @@ class LSTMForecaster:
                     loss.backward()
                     nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                     opt.step()
-                    running += float(loss)
+                    running += float(loss.detach())
                     n_b += 1
                 self.loss_history.append(running / max(1, n_b))
             net.eval()

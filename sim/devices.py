@@ -30,6 +30,8 @@ DEVICE_CLASSES: dict[str, DeviceClass] = {
     "ssd": DeviceClass("ssd", 80_000.0, 500.0, 0.2),
     "san": DeviceClass("san", 20_000.0, 800.0, 1.0),
     "hdd": DeviceClass("hdd", 250.0, 180.0, 6.0),
+    # a VM's virtual disk on shared SAN storage, under a per-VM QoS cap
+    "vdisk": DeviceClass("vdisk", 1500.0, 60.0, 1.0),
 }
 
 #: size of one backup read I/O (large sequential reads)

@@ -3,7 +3,7 @@
 Importing the package registers the built-in workloads in `SYNTHETIC` and `TRACES`.
 """
 
-from workloads import constant, synthetic  # noqa: F401  (registration)
+from workloads import constant, synthetic, traces  # noqa: F401  (registration)
 from workloads.base import FleetLoad, LoadBlock, LoadSource, VolumeMeta, WorkingSet
 from workloads.registry import SYNTHETIC, TRACES
 

@@ -29,8 +29,9 @@ series never exists at the (fine) simulation tick in memory. A sample at `t_i` c
 - `resample="linear"`: piecewise-linear interpolation through the centres of the
   sample intervals, evaluated at tick centres (smoother; does not conserve bytes).
 
-Gaps: an interval longer than `max_gap_s` (default 1.5 x the volume's median sampling
-interval, i.e. at least one sample missing) is a gap. `gap_fill="hold"` (default)
+Gaps: an interval longer than `max_gap_s` is a gap (default: 1.5 x the volume's median
+sampling interval for Bitbrains, i.e. at least one sample missing; 10 x for Alibaba,
+whose sampling is irregular). `gap_fill="hold"` (default)
 keeps the last value through it; `gap_fill="zero"` keeps it for one median interval,
 then zero until the next sample. Before a volume's first sample (when other selected
 volumes start earlier) the first value is held backwards ("hold") or zero ("zero");
@@ -76,7 +77,7 @@ BITBRAINS_SPEC = CsvSpec(
         )
     ),
     delimiter=";",
-    replace=(b";\t", b";"),
+    delete=b"\t",
 )
 
 ALIBABA_SPEC = CsvSpec(
@@ -97,6 +98,10 @@ NATIVE_COLUMNS = {
     "alibaba": ("disk_pct", "cpu_pct", "mem_pct", "net_in_pct", "net_out_pct"),
 }
 NOMINAL_INTERVAL_S = {"bitbrains": 300.0, "alibaba": 60.0}
+#: default gap threshold in median intervals: Bitbrains samples are regular (a missing
+#: sample is a gap); Alibaba's are irregular (10-400 s between samples is routine,
+#: median 60 s), so only a silence of 10 median intervals (600 s) counts as a gap
+GAP_FACTOR = {"bitbrains": 1.5, "alibaba": 10.0}
 
 
 @dataclass
@@ -124,13 +129,16 @@ def _read_bitbrains_file(path: Path, label: str, log: BadLineLog, max_bad_fracti
     parts = []
     last = None
     header = False
-    for line0, chunk in iter_chunks(path):
+    next_line = 1
+    for chunk in iter_chunks(path):
+        line0 = next_line
         if line0 == 1:
             end = chunk.find(b"\n")
             first = chunk[: end if end >= 0 else len(chunk)]
             if first.lstrip(b"\xef\xbb\xbf")[:1].isalpha():
                 chunk, line0, header = (chunk[end + 1 :] if end >= 0 else b""), 2, True
         rows = parser.parse(line0, chunk)
+        next_line = line0 + parser.chunk_lines
         check_early(log, parser.lines_seen, label, max_bad_fraction)
         if rows.n == 0:
             continue
@@ -177,8 +185,10 @@ def _read_alibaba_file(path: Path, label: str, log: BadLineLog, max_bad_fraction
     parser = ChunkParser(ALIBABA_SPEC, label, log)
     parts = []
     abnormal: dict[str, int] = {}
-    for line0, chunk in iter_chunks(path):
+    line0 = 1
+    for chunk in iter_chunks(path):
         rows = parser.parse(line0, chunk)
+        line0 += parser.chunk_lines
         check_early(log, parser.lines_seen, label, max_bad_fraction)
         for k, n in rows.abnormal.items():
             abnormal[k] = abnormal.get(k, 0) + n
@@ -237,7 +247,9 @@ def _clean(vol: np.ndarray, t: np.ndarray, vals: np.ndarray, n_vol: int) -> tupl
     return vol, t, vals.astype(np.float32), stats
 
 
-def read_native(family: str, files: list[Path], ids: list[str] | None, labels: list[str], max_bad_fraction: float, use_cache: bool) -> NativeSeries:
+def read_native(
+    family: str, files: list[Path], ids: list[str] | None, labels: list[str], max_bad_fraction: float, use_cache: bool
+) -> NativeSeries:
     """Read (or fetch from the cache) the cleaned native series of `files`.
 
     `ids[i]` names the volume of file i (Bitbrains); Alibaba volumes come from the rows.
@@ -260,7 +272,9 @@ def read_native(family: str, files: list[Path], ids: list[str] | None, labels: l
     return series
 
 
-def _read_native(family: str, files: list[Path], ids: list[str] | None, labels: list[str], max_bad_fraction: float) -> NativeSeries:
+def _read_native(
+    family: str, files: list[Path], ids: list[str] | None, labels: list[str], max_bad_fraction: float
+) -> NativeSeries:
     file_meta = []
     vols, ts, vals = [], [], []
     names: list[str] = []
@@ -269,6 +283,7 @@ def _read_native(family: str, files: list[Path], ids: list[str] | None, labels: 
     abnormal: dict[str, int] = {}
     notes: dict[str, str] = {}
     headers = 0
+    dups = 0
     for i, (path, label) in enumerate(zip(files, labels, strict=True)):
         log = BadLineLog()
         if family == "bitbrains":
@@ -279,9 +294,12 @@ def _read_native(family: str, files: list[Path], ids: list[str] | None, labels: 
             if v == len(names):
                 names.append(ids[i])
             n = std["t"].size
-            vols.append(np.full(n, v, np.int32))
-            ts.append(std["t"])
-            vals.append(np.column_stack([std[c] for c in STANDARD]) if n else np.zeros((0, 5)))
+            x = np.column_stack([std[c] for c in STANDARD]).astype(np.float32) if n else np.zeros((0, 5), np.float32)
+            fv, ft, fx, fst = _clean(np.full(n, v, np.int32), std["t"], x, v + 1)
+            dups += fst["duplicates"]
+            vols.append(fv)
+            ts.append(ft)
+            vals.append(fx)
             app = app_by_vol.setdefault(v, {})
             for k, x in info["app"].items():
                 app[k] = max(app.get(k, x), x)
@@ -296,12 +314,14 @@ def _read_native(family: str, files: list[Path], ids: list[str] | None, labels: 
             for v, t, x in parts:
                 vols.append(v)
                 ts.append(t)
-                vals.append(x)
+                vals.append(x.astype(np.float32))
         file_meta.append([label, lines, log.to_dict()])
     vol = np.concatenate(vols) if vols else np.zeros(0, np.int32)
     t = np.concatenate(ts) if ts else np.zeros(0)
     x = np.concatenate(vals) if vals else np.zeros((0, 5))
     vol, t, x, stats = _clean(vol, t, x, len(names))
+    stats["duplicates"] += dups
+    stats["rows"] += dups
     if t.size == 0:
         raise TraceFormatError(f"{labels[0] if labels else family}: no valid records")
     meta = {
@@ -329,7 +349,9 @@ def _load_native(family: str, folder: Path, hit: bool) -> NativeSeries:
     meta = cachemod.read_json(folder / "meta.json")
     tbl = pq.read_table(folder / "series.parquet")
     vals = np.column_stack([tbl.column(c).to_numpy() for c in NATIVE_COLUMNS[family]]).astype(np.float32)
-    return NativeSeries(family, meta["names"], tbl.column("vol").to_numpy(), tbl.column("t").to_numpy(), vals, meta["app"], meta, hit)
+    return NativeSeries(
+        family, meta["names"], tbl.column("vol").to_numpy(), tbl.column("t").to_numpy(), vals, meta["app"], meta, hit
+    )
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -345,7 +367,9 @@ def alibaba_standard(values: np.ndarray, nominal_mbps: float, read_fraction: flo
     """
     v = values.astype(np.float64)
     disk = v[:, 0] / 100.0 * nominal_mbps
-    return np.column_stack([disk * read_fraction, disk * (1.0 - read_fraction), v[:, 1], v[:, 2], (v[:, 3] + v[:, 4]) / 100.0 * nic_mbps])
+    return np.column_stack(
+        [disk * read_fraction, disk * (1.0 - read_fraction), v[:, 1], v[:, 2], (v[:, 3] + v[:, 4]) / 100.0 * nic_mbps]
+    )
 
 
 # ----------------------------------------------------------------------------- resampling
@@ -432,7 +456,9 @@ class IntervalSeries:
         self.n_ticks = n_ticks
         self.mode = mode
         self.n_volumes = len(t_list)
-        self.steps = [build_steps(t, v, t0, nm, mg, gap_fill) for t, v, nm, mg in zip(t_list, v_list, nominal, max_gap, strict=True)]
+        self.steps = [
+            build_steps(t, v, t0, nm, mg, gap_fill) for t, v, nm, mg in zip(t_list, v_list, nominal, max_gap, strict=True)
+        ]
         end = t0 + n_ticks * dt_trace
         for s, t, nm in zip(self.steps, t_list, nominal, strict=True):
             s.stats["tail_fill_s"] = float(max(0.0, end - (t[-1] + nm)))

@@ -57,12 +57,13 @@ def read_head(path: str | Path, n_bytes: int = 1 << 16) -> bytes:
         raise TraceFormatError(f"{path}: cannot read: {err}") from None
 
 
-def iter_chunks(path: str | Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """Yield `(first line number (1-based), bytes)` chunks cut after a newline.
+def iter_chunks(path: str | Path, block_bytes: int | None = None) -> Iterator[bytes]:
+    """Yield chunks of about `block_bytes`, each cut just after a newline.
 
     The last chunk may lack its final newline (a file that does not end with one).
+    Callers number lines themselves (`ChunkParser.chunk_lines`), which spares a scan.
     """
-    line = 1
+    block_bytes = block_bytes or BLOCK_BYTES
     rest = b""
     try:
         with open_binary(path) as f:
@@ -76,15 +77,18 @@ def iter_chunks(path: str | Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tu
                 if end == 0:
                     rest = buf
                     if len(rest) > max(MAX_LINE_BYTES, block_bytes):
-                        raise TraceFormatError(f"{path}:{line}: no line end in {len(rest)} bytes; not a line-based trace")
+                        raise TraceFormatError(f"{path}: a line longer than {len(rest)} bytes; not a line-based trace")
                     continue
-                chunk, rest = buf[:end], buf[end:]
-                yield line, chunk
-                line += chunk.count(b"\n")
+                if end == len(buf):
+                    rest = b""
+                    yield buf
+                else:
+                    rest = buf[end:]
+                    yield buf[:end]
     except (OSError, EOFError, lzma.LZMAError) as err:
         raise TraceFormatError(f"{path}: cannot read (corrupt or truncated archive?): {err}") from None
     if rest:
-        yield line, rest
+        yield rest
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class CsvSpec:
     delimiter: str = ","
     true_values: tuple[str, ...] = ()
     false_values: tuple[str, ...] = ()
-    replace: tuple[bytes, bytes] | None = None  # applied to chunk bytes before parsing
+    delete: bytes | None = None  # bytes removed from a chunk before parsing (Bitbrains' TABs)
     type_label: str = "I/O type"
 
     def arrow_options(self):
@@ -131,7 +135,10 @@ class CsvSpec:
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         )
-        parse = pacsv.ParseOptions(delimiter=self.delimiter)
+        # empty lines are not skipped: then every line is a row (or an error), so rows
+        # map to line numbers without scanning the chunk for newlines
+        # quotes are plain characters (as in the line-by-line path): no trace format quotes
+        parse = pacsv.ParseOptions(delimiter=self.delimiter, ignore_empty_lines=False, quote_char=False)
         return names, parse, conv
 
 
@@ -147,6 +154,12 @@ class Rows:
 
     def take(self, keep: np.ndarray) -> Rows:
         return Rows({k: v[keep] for k, v in self.cols.items()}, self.strings, self.lines[keep], int(keep.sum()), self.abnormal)
+
+
+def _bools(a: pa.BooleanArray) -> np.ndarray:
+    """A pyarrow boolean array (no nulls) as a NumPy bool array, via its bitmap."""
+    bits = np.unpackbits(np.frombuffer(a.buffers()[1], np.uint8), bitorder="little")
+    return bits[a.offset : a.offset + len(a)].view(bool)
 
 
 def _line_text(chunk: bytes, line0: int, line: int) -> Callable[[], str]:
@@ -166,12 +179,14 @@ class ChunkParser:
         self.file = file
         self.log = log
         self.lines_seen = 0  # non-blank lines handed to the parser
+        self.chunk_lines = 0  # lines (blank ones included) in the last chunk parsed
         self._names, self._parse, self._conv = spec.arrow_options()
         self._bool_map: dict[bytes, bool] = {v.encode(): True for v in spec.true_values}
         self._bool_map.update({v.encode(): False for v in spec.false_values})
 
     # -- public ------------------------------------------------------------------------
     def parse(self, line0: int, chunk: bytes) -> Rows:
+        """Good rows of `chunk`, whose first line is number `line0`; sets `chunk_lines`."""
         rows = self._fast(line0, chunk)
         if rows is None:
             rows = self._slow(line0, chunk)
@@ -179,10 +194,7 @@ class ChunkParser:
 
     # -- fast path ---------------------------------------------------------------------
     def _fast(self, line0: int, chunk: bytes) -> Rows | None:
-        if chunk.startswith((b"\n", b"\r\n")) or b"\n\n" in chunk or b"\n\r\n" in chunk:
-            return None  # blank lines: pyarrow skips them, row != line offset
-        data = chunk.replace(*self.spec.replace) if self.spec.replace else chunk
-        n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        data = chunk.translate(None, self.spec.delete) if self.spec.delete else chunk
         try:
             tbl = pacsv.read_csv(
                 pa.py_buffer(data),
@@ -192,8 +204,7 @@ class ChunkParser:
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             return None
-        if tbl.num_rows != n_lines:
-            return None
+        n_lines = tbl.num_rows
         cols: dict[str, np.ndarray] = {}
         strings: dict[str, list[str]] = {}
         for c in self.spec.columns:
@@ -208,10 +219,11 @@ class ChunkParser:
                 cols[c.name] = arr.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
                 strings[c.name] = values
             elif c.kind == "bool":
-                cols[c.name] = arr.to_numpy(zero_copy_only=False).astype(bool, copy=False)
+                cols[c.name] = _bools(arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0))
             else:
                 cols[c.name] = arr.to_numpy()
         self.lines_seen += n_lines
+        self.chunk_lines = n_lines
         return Rows(cols, strings, np.arange(line0, line0 + n_lines, dtype=np.int64), n_lines)
 
     # -- slow path ---------------------------------------------------------------------
@@ -221,13 +233,14 @@ class ChunkParser:
         raw_lines = chunk.split(b"\n")
         if raw_lines and raw_lines[-1] == b"":
             raw_lines.pop()
+        self.chunk_lines = len(raw_lines)
         out: dict[str, list] = {c.name: [] for c in spec.columns}
         str_codes: dict[str, dict[str, int]] = {c.name: {} for c in spec.columns if c.kind == "str"}
         lines: list[int] = []
         for i, raw in enumerate(raw_lines):
             s = raw.rstrip(b"\r")
-            if spec.replace:
-                s = s.replace(*spec.replace)
+            if spec.delete:
+                s = s.translate(None, spec.delete)
             if not s.strip():
                 continue
             no = line0 + i

@@ -40,11 +40,15 @@ import pyarrow.parquet as pq
 from workloads.base import Extents
 from workloads.traces import cache as cachemod
 from workloads.traces.errors import BadLineLog, TraceFormatError
-from workloads.traces.parse import BLOCK_BYTES, ChunkParser, Column, CsvSpec, Rows, check_early, iter_chunks
+from workloads.traces.parse import ChunkParser, Column, CsvSpec, Rows, check_early, iter_chunks
 
 #: Windows FILETIME (100 ns since 1601-01-01 UTC) -> Unix seconds
 FILETIME_EPOCH_S = -11644473600.0
 
+AGG_SCHEMA = pa.schema(
+    [("tick", pa.int64()), ("vol", pa.int32())]
+    + [(c, pa.int64()) for c in ("read_ops", "write_ops", "read_bytes", "write_bytes")]
+)
 EXT_COLUMNS = (("tick", np.int64), ("vol", np.int32), ("offset", np.int64), ("length", np.int64))
 
 
@@ -81,6 +85,26 @@ class RequestFormat:
     reorder_s: float  # default reorder tolerance
     volumes: Callable[[Rows], tuple[np.ndarray, list[str]]]
     volume_note: str
+
+    def to_unix(self, raw: float | int) -> float:
+        """Unix seconds of a raw timestamp (exact integer arithmetic for integer formats)."""
+        if self.ts_int:
+            epoch_units = round(self.ts_epoch_s / self.ts_unit_s)
+            return (
+                (int(raw) + epoch_units) * self.ts_unit_s
+                if self.ts_unit_s >= 1
+                else (int(raw) + epoch_units) / round(1 / self.ts_unit_s)
+            )
+        return raw * self.ts_unit_s + self.ts_epoch_s
+
+    def from_unix(self, t: float) -> float | int:
+        if self.ts_int:
+            return (
+                int(round(t * round(1 / self.ts_unit_s))) - round(self.ts_epoch_s / self.ts_unit_s)
+                if self.ts_unit_s < 1
+                else int(round((t - self.ts_epoch_s) / self.ts_unit_s))
+            )
+        return (t - self.ts_epoch_s) / self.ts_unit_s
 
 
 _RW = {"true_values": ("Write", "write", "WRITE", "W", "w"), "false_values": ("Read", "read", "READ", "R", "r")}
@@ -192,10 +216,13 @@ class Grid:
 def peek_origin(path: Path, fmt: RequestFormat) -> float | int | None:
     """Earliest valid timestamp in the first chunk with valid records (None: no records)."""
     parser = ChunkParser(fmt.spec, str(path), BadLineLog(keep=0))
-    for line0, chunk in iter_chunks(path, 1 << 18):
+    line0 = 1
+    for chunk in iter_chunks(path, 1 << 18):
         if line0 == 1:
-            chunk, _ = _strip_header(chunk, fmt.spec.delimiter)
+            chunk, header = _strip_header(chunk, fmt.spec.delimiter)
+            line0 = 2 if header else 1
         rows = parser.parse(line0, chunk)
+        line0 += parser.chunk_lines
         if rows.n:
             return rows.cols["ts"].min().item()
         if parser.lines_seen > 10000:
@@ -217,8 +244,12 @@ class _Aggregator:
         self.names: list[str] = []
         self.index: dict[str, int] = {}
         self.extent_end = np.zeros(0, np.int64)
-        self.partials: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.partial_rows = 0
+        # per-(tick, volume) sums not yet final (ticks still inside the reorder window)
+        self.agg_pending = (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros((0, 4), np.int64))
+        self.agg_ready: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.agg_ready_rows = 0
+        self.agg_rows = 0
+        self.agg_writer: pq.ParquetWriter | None = None
         self.runmax = None
         self.ts_min = None
         self.ts_max = None
@@ -230,12 +261,19 @@ class _Aggregator:
         self.n_ext = 0
 
     # -- per chunk ---------------------------------------------------------------------
-    def feed(self, line0: int, chunk: bytes) -> None:
+    def feed(self, line0: int, chunk: bytes) -> int:
+        """Take one chunk whose first line is number `line0`; returns its number of lines."""
+        extra = 0
         if line0 == 1:
             chunk, self.header = _strip_header(chunk, self.fmt.spec.delimiter)
-            line0 = 2 if self.header else 1
+            if self.header:
+                line0, extra = 2, 1
         rows = self.parser.parse(line0, chunk)
         check_early(self.log, self.parser.lines_seen, self.path.name, self.max_bad_fraction)
+        self._take(rows, line0, chunk)
+        return self.parser.chunk_lines + extra
+
+    def _take(self, rows: Rows, line0: int, chunk: bytes) -> None:
         if rows.n == 0:
             return
         ts = rows.cols["ts"]
@@ -248,7 +286,11 @@ class _Aggregator:
         self.runmax = max(pm[-1].item(), self.runmax) if self.runmax is not None else pm[-1].item()
         ooo = ts < before - self.reorder_raw
         if ooo.any():
-            why = "timestamp out of order" if self.reorder_raw == 0 else f"timestamp out of order by more than {self.fmt.ts_unit_s * self.reorder_raw:g} s"
+            why = (
+                "timestamp out of order"
+                if self.reorder_raw == 0
+                else f"timestamp out of order by more than {self.fmt.ts_unit_s * self.reorder_raw:g} s"
+            )
             rows = self.parser.flag(rows, ooo, why, chunk, line0)
             if rows.n == 0:
                 return
@@ -300,11 +342,39 @@ class _Aggregator:
         vals = np.empty((keys.size, 4), np.int64)
         vals[:, 0:2] = ops[nz]
         vals[:, 2:4] = byt[nz]
-        self.partials.append((keys // nv + tmin, (keys % nv).astype(np.int32), vals))
-        self.partial_rows += keys.size
-        if self.partial_rows > 2_000_000:
-            self.partials = [_merge(self.partials)]
-            self.partial_rows = self.partials[0][0].size
+        tick_p, vol_p, vals_p = _merge([self.agg_pending, (keys // nv + tmin, (keys % nv).astype(np.int32), vals)])
+        # ticks below `safe` can receive no more records: they are final
+        safe = self.grid.tick_of(self.runmax - self.reorder_raw)
+        cut = int(np.searchsorted(tick_p, safe, side="left"))
+        self.agg_pending = (tick_p[cut:], vol_p[cut:], vals_p[cut:])
+        if cut:
+            self.agg_ready.append((tick_p[:cut], vol_p[:cut], vals_p[:cut]))
+            self.agg_ready_rows += cut
+            if self.agg_ready_rows >= 16384:
+                self._write_agg()
+
+    def _write_agg(self) -> None:
+        if not self.agg_ready:
+            return
+        tick = np.concatenate([a[0] for a in self.agg_ready])
+        vol = np.concatenate([a[1] for a in self.agg_ready])
+        vals = np.concatenate([a[2] for a in self.agg_ready])
+        self.agg_ready, self.agg_ready_rows = [], 0
+        table = pa.table(
+            {
+                "tick": tick,
+                "vol": vol,
+                "read_ops": vals[:, 0],
+                "write_ops": vals[:, 1],
+                "read_bytes": vals[:, 2],
+                "write_bytes": vals[:, 3],
+            },
+            schema=AGG_SCHEMA,
+        )
+        if self.agg_writer is None:
+            self.agg_writer = pq.ParquetWriter(self.out / "agg.parquet", AGG_SCHEMA)
+        self.agg_writer.write_table(table)
+        self.agg_rows += tick.size
 
     def _extents(self, tick, vol, offset, length) -> None:
         cols = [np.concatenate([p, c]) for p, c in zip(self.ext_pending, (tick, vol, offset, length), strict=True)]
@@ -330,19 +400,14 @@ class _Aggregator:
         self._write_extents(self.ext_pending)
         for f in self.ext_files.values():
             f.close()
-        tick, vol, vals = _merge(self.partials) if self.partials else (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros((0, 4), np.int64))
-        table = pa.table(
-            {
-                "tick": tick,
-                "vol": vol,
-                "read_ops": vals[:, 0],
-                "write_ops": vals[:, 1],
-                "read_bytes": vals[:, 2],
-                "write_bytes": vals[:, 3],
-            }
-        )
-        pq.write_table(table, self.out / "agg.parquet")
-        u = self.fmt.ts_unit_s
+        if self.agg_pending[0].size:
+            self.agg_ready.append(self.agg_pending)
+        self._write_agg()
+        if self.agg_writer is None:
+            pq.write_table(AGG_SCHEMA.empty_table(), self.out / "agg.parquet")
+        else:
+            self.agg_writer.close()
+            self.agg_writer = None
         meta = {
             "family": self.fmt.family,
             "file": self.path.name,
@@ -353,8 +418,8 @@ class _Aggregator:
             "header": self.header,
             "log": self.log.to_dict(),
             "abnormal": self.abnormal,
-            "ts_min": None if self.ts_min is None else self.ts_min * u + self.fmt.ts_epoch_s,
-            "ts_max": None if self.ts_max is None else self.ts_max * u + self.fmt.ts_epoch_s,
+            "ts_min": None if self.ts_min is None else self.fmt.to_unix(self.ts_min),
+            "ts_max": None if self.ts_max is None else self.fmt.to_unix(self.ts_max),
             "n_extents": self.n_ext,
         }
         cachemod.write_json(self.out / "meta.json", meta)
@@ -401,7 +466,11 @@ class RequestPart:
 def _load_part(path: Path, folder: Path, hit: bool) -> RequestPart:
     meta = cachemod.read_json(folder / "meta.json")
     t = pq.read_table(folder / "agg.parquet")
-    vals = np.column_stack([t.column(c).to_numpy() for c in ("read_ops", "write_ops", "read_bytes", "write_bytes")]) if t.num_rows else np.zeros((0, 4), np.int64)
+    vals = (
+        np.column_stack([t.column(c).to_numpy() for c in ("read_ops", "write_ops", "read_bytes", "write_bytes")])
+        if t.num_rows
+        else np.zeros((0, 4), np.int64)
+    )
     n = int(meta["n_extents"])
     ext = {}
     for name, dt in EXT_COLUMNS:
@@ -420,9 +489,7 @@ def load_parts(
 ) -> tuple[list[RequestPart], Grid, float]:
     """Aggregate (or fetch from the cache) every file on one grid; returns parts, grid, origin (Unix s)."""
     if start is not None:
-        origin_raw: float | int = (start - fmt.ts_epoch_s) / fmt.ts_unit_s
-        if fmt.ts_int:
-            origin_raw = int(round(origin_raw))
+        origin_raw: float | int = fmt.from_unix(start)
     else:
         peeks = [o for o in (peek_origin(f, fmt) for f in files) if o is not None]
         if not peeks:
@@ -437,7 +504,14 @@ def load_parts(
     digests = cachemod.file_digests(files)
     parts = []
     for path, digest in zip(files, digests, strict=True):
-        key = {"kind": "request", "family": fmt.family, "digest": digest, "origin": repr(grid.origin), "tick_raw": repr(tick_raw), "reorder_s": reorder_s}
+        key = {
+            "kind": "request",
+            "family": fmt.family,
+            "digest": digest,
+            "origin": repr(grid.origin),
+            "tick_raw": repr(tick_raw),
+            "reorder_s": reorder_s,
+        }
         folder = cachemod.entry_dir(fmt.family, key) if use_cache else None
         if folder is not None and (folder / "meta.json").exists():
             part = _load_part(path, folder, True)
@@ -445,18 +519,20 @@ def load_parts(
             part = _build_part(fmt, path, grid, reorder_s, max_bad_fraction, folder)
         BadLineLog.from_dict(part.meta["log"]).check(path.name, int(part.meta["lines"]), max_bad_fraction)
         parts.append(part)
-    return parts, grid, origin_raw * fmt.ts_unit_s + fmt.ts_epoch_s
+    return parts, grid, fmt.to_unix(origin_raw)
 
 
-def _build_part(fmt: RequestFormat, path: Path, grid: Grid, reorder_s: float, max_bad_fraction: float, folder: Path | None) -> RequestPart:
+def _build_part(
+    fmt: RequestFormat, path: Path, grid: Grid, reorder_s: float, max_bad_fraction: float, folder: Path | None
+) -> RequestPart:
     if folder is not None:
         try:
             with cachemod.building(folder) as tmp:
                 _aggregate_file(fmt, path, grid, tmp, reorder_s, max_bad_fraction)
             if (folder / "meta.json").exists():
                 return _load_part(path, folder, False)
-        except PermissionError:
-            pass  # unwritable cache: fall through to a private temporary folder
+        except OSError:
+            pass  # unwritable cache (permissions, read-only, full): fall back to a private temporary folder
     tmp = Path(tempfile.mkdtemp(prefix="piop-trace-"))
     try:
         _aggregate_file(fmt, path, grid, tmp, reorder_s, max_bad_fraction)
@@ -468,15 +544,26 @@ def _build_part(fmt: RequestFormat, path: Path, grid: Grid, reorder_s: float, ma
     return part
 
 
-def _aggregate_file(fmt: RequestFormat, path: Path, grid: Grid, out: Path, reorder_s: float, max_bad_fraction: float, block_bytes: int = BLOCK_BYTES) -> dict:
+def _aggregate_file(
+    fmt: RequestFormat,
+    path: Path,
+    grid: Grid,
+    out: Path,
+    reorder_s: float,
+    max_bad_fraction: float,
+    block_bytes: int | None = None,
+) -> dict:
     agg = _Aggregator(fmt, path, grid, out, reorder_s, max_bad_fraction)
     try:
-        for line0, chunk in iter_chunks(path, block_bytes):
-            agg.feed(line0, chunk)
+        line0 = 1
+        for chunk in iter_chunks(path, block_bytes):
+            line0 += agg.feed(line0, chunk)
+        meta = agg.finish()
     finally:
         for f in agg.ext_files.values():
             f.close()
-    meta = agg.finish()
+        if agg.agg_writer is not None:
+            agg.agg_writer.close()
     if agg.parser.lines_seen == 0:
         raise TraceFormatError(f"{path}: no records (empty file?)")
     return meta

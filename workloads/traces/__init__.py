@@ -1,0 +1,34 @@
+"""Replay of real I/O traces behind the `LoadSource` protocol (issue 3).
+
+Families: request-level MSR Cambridge, SNIA systor'17 and Tencent CBS (exact write
+extents for changed-block tracking) and interval metrics Bitbrains GWA-T-12 and Alibaba
+machine_usage (resampled onto the simulation tick). Importing this package registers
+the factories `bitbrains`, `alibaba`, `msr`, `systor`, `tencent` and `auto` in
+`workloads.registry.TRACES`; see `factories.py` for their parameters, `request.py`
+and `interval.py` for the models, `cache.py` for the cache.
+"""
+
+from workloads.traces.cbt import ChunkBitmap, unique_written_bytes
+from workloads.traces.detect import FAMILIES, INTERVAL_FAMILIES, REQUEST_FAMILIES
+from workloads.traces.detect import detect as detect_family
+from workloads.traces.errors import MAX_BAD_FRACTION, BadLineLog, TraceError, TraceFormatError
+from workloads.traces.factories import IO_BYTES, MSR_HOST_KINDS, PARAMS, make
+from workloads.traces.source import TraceSource
+
+__all__ = [
+    "FAMILIES",
+    "INTERVAL_FAMILIES",
+    "IO_BYTES",
+    "MAX_BAD_FRACTION",
+    "MSR_HOST_KINDS",
+    "PARAMS",
+    "REQUEST_FAMILIES",
+    "BadLineLog",
+    "ChunkBitmap",
+    "TraceError",
+    "TraceFormatError",
+    "TraceSource",
+    "detect_family",
+    "make",
+    "unique_written_bytes",
+]
