@@ -10,9 +10,8 @@ number of volumes: that is what the vectorised model avoids.
 
 from __future__ import annotations
 
-import simpy
-
 import numpy as np
+import simpy
 
 from sim.cbt import FleetTracker
 from sim.chains import RestorePoint, VolumeChain
