@@ -11,6 +11,7 @@ killed run leaves no half-written results; a folder with `summary.json` is finis
         series.parquet     per-volume time series (record_s resolution)
         jobs.parquet       every completed backup job
         decisions.parquet  every scheduler action, with its reason
+        forecast.parquet   (forecasting policies) the 1-hour-ahead forecast vs what happened
         backup.parquet     bytes moved per tier and backup kind
         timeline.png       load, backup activity and RPO age for a few volumes
 """
@@ -58,6 +59,8 @@ def write_run(run_dir: Path, result, cfg: ExperimentConfig, meta: dict) -> Path:
 
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.parent.glob(f".{run_dir.name}.tmp-*"):  # left by a killed run of this same run
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.tmp-"))
     try:
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -69,6 +72,8 @@ def write_run(run_dir: Path, result, cfg: ExperimentConfig, meta: dict) -> Path:
         if result.series is not None:
             result.series.to_parquet(tmp / "series.parquet", index=False)
             timeline_png(result.series, result.jobs, result.volumes, tmp / "timeline.png", title=f"{cfg.name} / {meta.get('run', '')}")
+        if getattr(result, "forecasts", None) is not None:
+            result.forecasts.to_parquet(tmp / "forecast.parquet", index=False)
         write_json(tmp / "summary.json", {"fleet": result.fleet, "meta": meta})
         if run_dir.exists():
             old = run_dir.with_name(f".{run_dir.name}.old")

@@ -68,6 +68,7 @@ class RunResult:
     series: pd.DataFrame | None
     backup: pd.DataFrame  # bytes moved per tier and kind
     meta: dict = field(default_factory=dict)
+    forecasts: pd.DataFrame | None = None  # what the policy was told vs what happened
 
 
 def _block_ticks(spec: SimSpec) -> int:
@@ -149,6 +150,7 @@ class Simulation:
             self.table.kinds, spec.start_epoch,
         )
         self.series: list[dict[str, np.ndarray]] = []
+        self._forecast_log: list[tuple[int, str, np.ndarray]] = []  # (target step, model, [4, V])
         self.timing = {"decide_s": 0.0, "forecast_s": 0.0}
         if spec.initial_full:
             self._seed_initial_fulls()
@@ -217,6 +219,7 @@ class Simulation:
                         f0 = time.perf_counter()
                         self.forecast = self.forecasts.update(self.history.history())
                         self.timing["forecast_s"] += time.perf_counter() - f0
+                        self._log_forecast()
                 yield self.env.timeout(dt)
             if exact:
                 self._mark_extents(exact, nb - 1)
@@ -225,6 +228,41 @@ class Simulation:
             if self.progress is not None:
                 self.progress((b0 + nb) / n_ticks)
         self.tracker.add_writes(prev_writes)
+
+    # ------------------------------------------------------------------ forecasts
+    def _log_forecast(self) -> None:
+        """Keep the forecast for the step one hour ahead (or the horizon's last), per volume."""
+        fc = self.forecast
+        if fc is None or fc.horizon == 0:
+            return
+        lead = min(fc.horizon, max(1, round(3600.0 / fc.step_s))) - 1
+        values = np.stack([fc.mean[:, lead, 0], fc.upper[:, lead, 0], fc.mean[:, lead, 1], fc.upper[:, lead, 1]])
+        self._forecast_log.append((self.history.n_steps + lead, fc.model, values.astype(np.float32)))
+
+    def _forecast_frame(self) -> pd.DataFrame | None:
+        if not self._forecast_log:
+            return None
+        hist = self.history.history()
+        step_s = hist.step_s
+        n = self.table.n
+        rows = [(i, m, v) for i, m, v in self._forecast_log if i < hist.n_steps]
+        if not rows:
+            return None
+        idx = np.array([i for i, _, _ in rows])
+        vals = np.stack([v for _, _, v in rows])  # [rows, 4, V]
+        return pd.DataFrame(
+            {
+                "t": np.repeat(idx * step_s, n),
+                "volume": np.tile(np.array(self.table.ids, dtype=object), len(rows)),
+                "model": np.repeat(np.array([m for _, m, _ in rows], dtype=object), n),
+                "iops_mean": vals[:, 0].ravel(),
+                "iops_upper": vals[:, 1].ravel(),
+                "iops_actual": hist.iops[idx].ravel(),
+                "mbps_mean": vals[:, 2].ravel(),
+                "mbps_upper": vals[:, 3].ravel(),
+                "mbps_actual": hist.mbps[idx].ravel(),
+            }
+        )
 
     # ------------------------------------------------------------------ exact CBT
     def _prepare_extents(self, blk, writes_b: np.ndarray) -> dict:
@@ -519,7 +557,9 @@ class Simulation:
         series = None
         if self.spec.record_series and self.series:
             series = self._series_frame()
-        return RunResult(fleet=fleet, volumes=per_vol, jobs=jobs, decisions=decisions, series=series, backup=backup)
+        return RunResult(
+            fleet=fleet, volumes=per_vol, jobs=jobs, decisions=decisions, series=series, backup=backup, forecasts=self._forecast_frame()
+        )
 
     def _series_frame(self) -> pd.DataFrame:
         t = np.concatenate([s["t"] for s in self.series])

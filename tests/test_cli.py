@@ -20,7 +20,7 @@ def piop(*args, cwd=None):
 
 def tiny_config(tmp_path: Path, **changes) -> Path:
     cfg = yaml.safe_load(DEFAULT.read_text())
-    cfg.update({"duration_h": 2, "name": "tiny"})
+    cfg.update({"duration_h": 2, "name": "tiny", "seeds": None})
     cfg["fleet"] = [{"workload": "constant", "count": 2, "params": {"read_iops": 500, "write_iops": 100, "read_mbps": 10, "write_mbps": 5}}]
     cfg.update(changes)
     p = tmp_path / "tiny.yaml"
@@ -81,7 +81,7 @@ def test_run_writes_results_and_json(tmp_path):
     proc = piop("run", cfg, "--out", tmp_path / "res", "--json", "-q")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    assert {r["policy"] for r in rows} == {"fixed", "reactive"}
+    assert {r["policy"] for r in rows} == {"fixed", "reactive", "predictive-seasonal_naive"}
     run_dir = tmp_path / "res" / "tiny" / "fixed-s1"
     for name in ("config.yaml", "summary.json", "fleet.parquet", "volumes.parquet", "series.parquet", "jobs.parquet", "decisions.parquet", "timeline.png"):
         assert (run_dir / name).is_file(), name
