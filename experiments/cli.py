@@ -242,10 +242,16 @@ def tune(
     for r in front.to_dict(orient="records"):
         row = {"number": ("* " if r["number"] == chosen else "") + str(r["number"])}
         row.update({n: r[n] for n in names})
-        row.update({k.removeprefix("param:"): (f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in r.items() if k.startswith("param:")})
+        row.update({k: (("-" if v != v else f"{v:.4g}") if isinstance(v, float) else str(v)) for k, v in r.items() if k.startswith("param:")})
         rows.append(row)
-    pcols = [k.removeprefix("param:") for k in front.columns if k.startswith("param:")] if not front.empty else []
-    cols = [("number", "trial", "{}")] + [(n, n, "{:.5g}") for n in names] + [(p, p, "{}") for p in pcols]
+    pcols = [k for k in front.columns if k.startswith("param:")] if not front.empty else []
+    short = {"param:params.": "", "param:forecaster_params.": "fc.", "param:retrain.": "retrain.", "param:": ""}
+
+    def shorten(k: str) -> str:
+        prefix = next(p for p in short if k.startswith(p))
+        return short[prefix] + k.removeprefix(prefix)
+
+    cols = [("number", "trial", "{}")] + [(n, n, "{:.5g}") for n in names] + [(p, shorten(p), "{}") for p in pcols]
     print_table(rows, cols, title=f"study {t.study}: Pareto front ({info['n_trials']} trials, {info['new_trials']} new; * = chosen)")
     if outcome.improvement:
         print_table(

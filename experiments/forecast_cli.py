@@ -171,14 +171,14 @@ def _print_tables(summary, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    con = Console() if sys.stdout.isatty() else Console(width=200)
     for kind in summary.kind.unique():
         s = summary[summary.kind == kind]
-        t = Table(title=f"{title} - {kind} ({int(s.volumes.iloc[0])} volumes): MB/s MAE / daily seasonal naive's, median over volumes", title_justify="left")
-        t.add_column("forecaster")
+        t = Table(title=f"{title} - {kind} ({int(s.volumes.iloc[0])} volumes): MAE / daily seasonal naive's MAE (MB/s unless IOPS), median over volumes", title_justify="left")
+        t.add_column("forecaster", no_wrap=True)
         cols = [(c, h) for c, h in _TABLE if c in s.columns]
         for _, h in cols:
-            t.add_column(h, justify="right")
+            t.add_column(h, justify="right", no_wrap=True)
         for _, row in s.iterrows():
             t.add_row(str(row.forecaster), *[_fmt(row[c]) for c, _ in cols])
         con.print(t)
@@ -199,6 +199,11 @@ def _jsonable(x):
 
 
 # ----------------------------------------------------------------------------- command
+
+
+@forecast_app.callback()
+def _group() -> None:
+    """Backtest the forecasters (predictive I/O profiler)."""
 
 
 @forecast_app.command("backtest")

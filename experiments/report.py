@@ -97,6 +97,13 @@ def load_runs(results_dir: str | Path) -> ResultsSet:
     if not runs:
         hint = " (pass results/<experiment>, not results/)" if any((c / "summary.json").exists() for c in root.glob("*/*")) else ""
         raise UserError(f"{root}: no finished runs here{hint}")
+    source = "every finished run folder"
+    listed = _compare_runs(root)
+    if listed:  # the last `piop compare` of this folder: keep its runs, not strays of other settings
+        kept = [r for r in runs if r.name in listed]
+        if kept:
+            source = f"the {len(kept)} runs of the last `piop compare` (compare.json)"
+            runs = kept
     config: dict = {}
     try:
         config = yaml.safe_load((runs[0].path / "config.yaml").read_text()) or {}
@@ -109,7 +116,19 @@ def load_runs(results_dir: str | Path) -> ResultsSet:
     present = list(dict.fromkeys(r.policy for r in runs))
     policies = [p for p in order if p in present] + [p for p in present if p not in order]
     seeds = sorted({r.seed for r in runs})
-    return ResultsSet(root, runs, config, policies, seeds)
+    return ResultsSet(root, runs, config, policies, seeds, {"source": source})
+
+
+def _compare_runs(root: Path) -> set[str]:
+    import json
+
+    f = root / "compare.json"
+    if not f.is_file():
+        return set()
+    try:
+        return {str(r.get("run")) for r in json.loads(f.read_text()).get("runs", []) if r.get("run")}
+    except (OSError, ValueError, AttributeError):
+        return set()
 
 
 def run_rows(rs: ResultsSet) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -181,32 +200,35 @@ def comparison_bars(comp: Comparison, out: Path | None = None, metrics: Sequence
 
 
 def paired_forest(comp: Comparison, out: Path, metrics: Sequence[str] | None = None) -> Path | None:
-    """Paired differences vs the baseline, in % of the baseline mean, with CIs."""
+    """Paired differences vs the baseline, in % of the baseline mean, with CIs: one row per
+    metric, one marker per policy. Metrics whose baseline mean is 0 have no relative scale
+    and are left out (the table has them)."""
     p = comp.paired
-    keys = [k for k in (metrics or [m.key for m in METRICS]) if k in set(p["metric"])] if not p.empty else []
     others = [x for x in comp.policies if x != comp.baseline]
-    if not keys or not others:
+    if p.empty or not others:
+        return None
+    p = p[np.isfinite(p["rel_pct"].astype(float))]
+    keys = [k for k in (metrics or [m.key for m in METRICS]) if k in set(p["metric"])]
+    if not keys:
         return None
     colours = policy_colours(comp.policies)
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(keys) * len(others) + 1.6))
-    y, labels = 0, []
-    for k in keys:
-        for pol in others:
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(keys) * max(1, len(others)) ** 0.5 + 1.8))
+    offsets = np.linspace(-0.25, 0.25, len(others)) if len(others) > 1 else [0.0]
+    for y, k in enumerate(keys):
+        for off, pol in zip(offsets, others):
             r = p[(p["metric"] == k) & (p["policy"] == pol)]
             if r.empty:
                 continue
             r = r.iloc[0]
-            base_mean = r["diff"] / (r["rel_pct"] / 100.0) if r["rel_pct"] and math.isfinite(r["rel_pct"]) and r["rel_pct"] != 0 else math.nan
-            scale = 100.0 / abs(base_mean) if math.isfinite(base_mean) and base_mean != 0 else math.nan
-            d = r["rel_pct"] if math.isfinite(r["rel_pct"]) else math.nan
+            d = float(r["rel_pct"])
+            scale = d / r["diff"] if r["diff"] else math.nan  # % per unit of the metric
             if math.isfinite(scale) and math.isfinite(r["lo"]):
-                ax.errorbar(d, y, xerr=[[d - r["lo"] * scale], [r["hi"] * scale - d]], fmt="o", color=colours[pol], capsize=3)
-            elif math.isfinite(d):
-                ax.plot(d, y, "o", color=colours[pol])
-            labels.append(f"{metric(k).label} ({'↑' if metric(k).higher_is_better else '↓'} better)")
-            y += 1
+                lo, hi = sorted((r["lo"] * scale, r["hi"] * scale))
+                ax.errorbar(d, y + off, xerr=[[d - lo], [hi - d]], fmt="o", color=colours[pol], capsize=3)
+            else:
+                ax.plot(d, y + off, "o", color=colours[pol])
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_yticks(range(len(keys)), [f"{metric(k).label} ({'higher' if metric(k).higher_is_better else 'lower'} is better)" for k in keys], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(f"difference vs {comp.baseline} (% of {comp.baseline}'s mean), paired by seed, {comp.level:.0%} CI")
     handles = [plt.Line2D([], [], marker="o", ls="", color=colours[q]) for q in others]
@@ -616,7 +638,8 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, html: b
     fleet = cfg.get("fleet") or []
     n_vol = sum(int(g.get("count", 1)) for g in fleet if g.get("workload"))
     md.append(
-        f"- **runs**: {len(rs.runs)} ({len(rs.policies)} policies × {len(rs.seeds)} seeds: {', '.join(map(str, rs.seeds))})\n"
+        f"- **runs**: {len(rs.runs)} ({len(rs.policies)} policies × {len(rs.seeds)} seeds: {', '.join(map(str, rs.seeds))}), "
+        f"{rs.extra.get('source', '')}\n"
         f"- **simulated**: {cfg.get('duration_h', '?')} h per run, fleet of {n_vol or '?'} synthetic volumes in {len(fleet)} groups "
         f"({', '.join(str(g.get('workload') or g.get('trace')) for g in fleet)})\n"
         f"- **targets**: RPO {cfg.get('rpo_h', '?')} h, RTO {cfg.get('rto_h', '?')} h (defaults; groups may override), "
@@ -732,7 +755,7 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, html: b
             chosen = (info.get("chosen") or {}).get("number")
             img(pareto_png(trials, objs, out_dir / f"pareto_{_slug(sdir.name)}.png", chosen=chosen, untuned=info.get("untuned"),
                            title=f"study {sdir.name}: Pareto front"), f"pareto {sdir.name}")
-        front = info.get("pareto") or []
+        front = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in info.get("pareto") or []]
         pcols = [c for c in (front[0].keys() if front else []) if c.startswith("param:")]
         md.append(md_table(front[:15], [("number", "trial")] + [(o, metric(o).label) for o, _ in objs] + [(c, c.removeprefix("param:")) for c in pcols]))
         if info.get("chosen"):

@@ -61,7 +61,11 @@ class BacktestResult:
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict]:
-    """"name" or "name:key=value:key=value" -> (label, registry name, params)."""
+    """"name" or "name:key=value:key=value" -> (label, registry name, params).
+
+    The key `retrain_h` is the backtest's own (this forecaster's refit period in hours,
+    0 = fit once); `build` takes it out of the constructor parameters.
+    """
     spec = spec.strip()
     if not spec:
         raise ValueError("empty forecaster name")
@@ -107,6 +111,7 @@ def head(history: LoadHistory, n: int) -> LoadHistory:
 
 def build(spec: str, history: LoadHistory, rule: BurstRule):
     label, name, params = parse_spec(spec)
+    params.pop("retrain_h", None)
     if name == "oracle":
         return label, Oracle(future=history, rule=rule, **params)
     f = FORECASTERS.create(name, **params)
@@ -129,8 +134,9 @@ def run_backtest(history: LoadHistory, specs: list[str], cfg: BacktestConfig | N
         specs = [BASELINE, *specs]
     built = [build(s, history, cfg.rule) for s in specs]  # fail fast on bad names / params
     res = BacktestResult(cfg, origins, step_s, volume_ids or [f"v{i}" for i in range(V)], list(history.kinds), truth, truth_labels, {}, {}, {}, {})
-    retrain_steps = steps(cfg.retrain_hours * 3600.0, step_s) if cfg.retrain_hours else None
     for label, f in built:
+        retrain_h = parse_spec(label)[2].get("retrain_h", cfg.retrain_hours)
+        retrain_steps = steps(float(retrain_h) * 3600.0, step_s) if retrain_h else None
         mean = np.empty((len(origins), V, H, 2), np.float32)
         upper = np.empty_like(mean)
         labels = np.empty((len(origins), V, H), np.int8)
@@ -215,6 +221,8 @@ def summarize(res: BacktestResult, by_kind: bool = True) -> pd.DataFrame:
 
 
 def best_forecaster(summary: pd.DataFrame, column: str = "rel_mbps_mean_1h") -> str | None:
+    if column not in summary.columns:
+        return None
     s = summary[(summary.kind == "all") & (summary.forecaster != "oracle") & summary[column].notna()]
     return None if s.empty else str(s.sort_values(column).iloc[0].forecaster)
 

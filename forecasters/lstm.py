@@ -20,8 +20,9 @@ and a positive per-step spread on top gives the upper quantile. It is trained wi
 pinball loss at 0.5 and `quantile` (e.g. 0.9), plus a pinball-0.5 term on the mean load
 over the next hour and next 6 h, which is what the scheduler uses.
 
-Training samples are (volume, origin) pairs drawn from the fitted history with the whole
-target window inside it (never past `history.end_t`). `fit` on an already fitted model
+Training samples are (volume, origin) pairs drawn from the fitted history, with at least
+an hour of observed targets after the origin; target steps past `history.end_t` are
+masked out of the loss, so nothing from the future is ever used. `fit` on an already fitted model
 warm-starts: it continues from the current weights for `warm_epochs` on the last
 `warm_days`. Deterministic under `seed` (fixed seeds, CPU kernels, `threads` threads).
 """
@@ -108,8 +109,9 @@ class _Net(nn.Module):
 
 
 def _pinball(pred: torch.Tensor, target: torch.Tensor, q: float) -> torch.Tensor:
+    """Elementwise pinball (quantile) loss."""
     d = target - pred
-    return torch.maximum(q * d, (q - 1) * d).mean()
+    return torch.maximum(q * d, (q - 1) * d)
 
 
 @FORECASTERS.register("lstm")
@@ -161,6 +163,10 @@ class LSTMForecaster:
         w, d, _, _, _ = self._sizes(step_s)
         return w + d
 
+    def min_target_steps(self, step_s: float) -> int:
+        """Observed target steps a training origin needs after it (one hour)."""
+        return steps(3600.0, step_s)
+
     def reset(self) -> None:
         """Forget the weights: the next `fit` trains from scratch."""
         self.net = None
@@ -196,7 +202,8 @@ class LSTMForecaster:
         if not with_target:
             return seq, static, cand
         ratio = a.y[j.clamp(max=a.y.shape[0] - 1), vv] / sc  # [B, H, 2]
-        return seq, static, cand, ratio
+        known = j < a.y.shape[0]  # target steps inside the history [B, H]
+        return seq, static, cand, ratio, known
 
     @staticmethod
     def _train_scale(csum: torch.Tensor, v: torch.Tensor, t: torch.Tensor, wk: int) -> torch.Tensor:
@@ -204,23 +211,31 @@ class LSTMForecaster:
         return ((csum[t, v] - csum[lo, v]) / (t - lo).clamp(min=1)[:, None].double()).float() + _EPS
 
     # ------------------------------------------------------------------ training
-    def _loss(self, med: torch.Tensor, up: torch.Tensor, ratio: torch.Tensor, windows: list[int]) -> torch.Tensor:
+    def _loss(self, med: torch.Tensor, up: torch.Tensor, ratio: torch.Tensor, known: torch.Tensor, windows: list[int]) -> torch.Tensor:
+        """Pinball losses over the target steps inside the history (`known`), plus window means."""
         zt = torch.log1p(ratio)
-        loss = _pinball(med, zt, 0.5) + _pinball(up, zt, self.quantile)
+        m = known[:, :, None].float()
+        n = m.sum() * 2 + 1e-9
+        loss = (_pinball(med, zt, 0.5) * m).sum() / n + (_pinball(up, zt, self.quantile) * m).sum() / n
         if self.window_loss > 0:
             lin = torch.expm1(med.clamp(max=30.0)).clamp(min=0.0)
             for w in windows:
+                full = known[:, w - 1].float()[:, None]  # the whole window is observed
+                if float(full.sum()) == 0:
+                    continue
                 pm = torch.log1p(lin[:, :w].mean(1))
                 am = torch.log1p(ratio[:, :w].mean(1))
-                loss = loss + self.window_loss * _pinball(pm, am, 0.5)
+                loss = loss + self.window_loss * (_pinball(pm, am, 0.5) * full).sum() / (full.sum() * 2)
         return loss
 
     def fit(self, history: LoadHistory) -> None:
         t_start = time.perf_counter()
         W, D, WK, H, P = self._sizes(history.step_s)
         T = history.n_steps
-        t_lo, t_hi = W + D, T - H
-        if t_hi < t_lo:  # not enough history to train on a full horizon: keep what we have
+        # origins need a window and a day before them, and at least an hour of targets after
+        # (target steps past the end of the history are masked out of the loss)
+        t_lo, t_hi = W + D, T - min(H, self.min_target_steps(history.step_s))
+        if t_hi < t_lo:  # not enough history to train on: keep what we have
             self.last_fit = {"fit_s": time.perf_counter() - t_start, "epochs": 0, "warm": 0.0, "samples": 0}
             return
         prev_threads = torch.get_num_threads()
@@ -254,9 +269,9 @@ class LSTMForecaster:
                 for s in range(0, per_epoch, self.batch_size):
                     v, t = vs[s : s + self.batch_size], ts[s : s + self.batch_size]
                     scale = self._train_scale(csum, v, t, WK)
-                    seq, static, cand, ratio = self._features(a, v, t, scale, True)
+                    seq, static, cand, ratio, known = self._features(a, v, t, scale, True)
                     med, up = net(seq, static, cand)
-                    loss = self._loss(med, up, ratio, windows)
+                    loss = self._loss(med, up, ratio, known, windows)
                     opt.zero_grad()
                     loss.backward()
                     nn.utils.clip_grad_norm_(net.parameters(), 1.0)

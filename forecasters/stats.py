@@ -6,9 +6,10 @@ data take tens of seconds per series (DESIGN.md). The history is cut into hour b
 block's mean is log-scaled (`log1p(x / scale)`, scale = the series' mean over the fitted
 window) and the model is fitted per volume and target on the last `fit_days` days.
 
-Fitting happens in `fit` (retraining); `predict` only runs the fitted model's filter
-over the newest `fit_days` of data (statsforecast's `forward`: no re-estimation), which
-costs milliseconds per series. The upper quantile is the model's own one-sided interval
+Fitting happens in `fit` (retraining); `predict` only re-runs the fitted model's filter
+(statsforecast's `forward`: no re-estimation) from the start of the fitted window up to
+the origin, so the fitted initial states and seasonal phase stay valid; that costs a few
+milliseconds per series. The upper quantile is the model's own one-sided interval
 (level = 2q - 1, e.g. 80 % two-sided for q = 0.9), back-transformed. A series whose fit
 fails (e.g. constant) falls back to the hourly seasonal naive.
 """
@@ -20,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from forecasters.base import DAY_S, FORECASTERS, make_forecast, steps, targets
+from forecasters.base import FORECASTERS, make_forecast, steps, targets
 from sim.types import Forecast, LoadHistory
 
 
@@ -37,14 +38,15 @@ class _StatsForecaster:
     name = "stats"
     season_hours = 24
 
-    def __init__(self, *, fit_days: float = 28.0, quantile: float = 0.9, log: bool = True, rule=None):
+    def __init__(self, *, fit_days: float = 28.0, max_extra_days: float = 14.0, quantile: float = 0.9, log: bool = True, rule=None):
         self.fit_days = float(fit_days)
+        self.max_extra_days = float(max_extra_days)
         self.quantile = float(quantile)
         self.log = bool(log)
         self.rule = rule
         self._models: list[list[object | None]] | None = None  # [V][target]
         self._scale: np.ndarray | None = None  # [V, 2]
-        self._fit_phase: float | None = None  # time of day (s) of the first fitted block
+        self._fit_start_t: float | None = None  # start of the first fitted hour block
         self._fit_end_t: float | None = None
 
     def _forward(self, model, z: np.ndarray, h: int, level: list[int], offset_h: int) -> dict:
@@ -68,7 +70,7 @@ class _StatsForecaster:
         v = yh.shape[1]
         self._scale = np.maximum(yh.mean(axis=0), 1e-9) if yh.shape[0] else np.ones((v, 2))
         self._models = [[None, None] for _ in range(v)]
-        self._fit_phase = (history.start_epoch + history.end_t - yh.shape[0] * 3600.0) % DAY_S
+        self._fit_start_t = history.end_t - yh.shape[0] * 3600.0
         self._fit_end_t = history.end_t
         if yh.shape[0] < 2 * self.season_hours + 2:
             return
@@ -93,12 +95,14 @@ class _StatsForecaster:
         if self._models is None or len(self._models) != v:
             self.fit(history)
         n_hours = int(self.fit_days * 24)
-        y = targets(history.tail((n_hours + 24) * per_hour))
-        # keep the window's first block at the fitted time of day (to within an hour) so the
-        # fitted seasonal states stay in phase
-        end_phase = (history.start_epoch + history.end_t) % DAY_S
-        shift = int(((end_phase - self._fit_phase) % DAY_S) // 3600) if self._fit_phase is not None else 0
-        n_win = n_hours - ((n_hours - shift) % 24) if n_hours > 24 else n_hours
+        # the filter re-runs from the start of the fitted window (within an hour: blocks end
+        # at the origin), so the fitted initial states and seasonal phase still apply; after
+        # `max_extra_days` without a refit the window slides, kept in phase to within an hour
+        since = (history.end_t - self._fit_start_t) / 3600.0 if self._fit_start_t is not None else 0.0
+        n_win = int(np.floor(since + 1e-9))
+        if n_win > n_hours + 24 * self.max_extra_days or n_win < 1:
+            n_win = n_hours - ((n_hours - (n_win % 24)) % 24)
+        y = targets(history.tail((n_win + 1) * per_hour))
         yh = hourly_blocks(y, per_hour, n_win)
         # hours between the end of the fitted window and the forecast origin
         offset_h = int(round((history.end_t - self._fit_end_t) / 3600.0)) if self._fit_end_t is not None else 0

@@ -1,8 +1,8 @@
 """`predictive`: the PIOP scheduler — when, how hard, what and where, from load forecasts.
 
-Every decision period (cheap: a few vector operations over volumes) and, whenever the
-forecast changes (every history step) or a volume's job ends, a *plan* per idle volume
-(vectorised over volumes, over the forecast steps):
+A decision period costs a few vector operations over volumes; whenever the forecast
+changes (every history step) or a volume's job ends, each idle volume is planned again
+(vectorised over volumes and forecast steps):
 
 - **how hard**: in forecast step h a backup may read at `rate_for_impact(upper[h],
   impact_target x threshold)` MB/s — the upper (e.g. p90) forecast, not the mean, so the
@@ -11,28 +11,36 @@ forecast changes (every history step) or a volume's job ends, a *plan* per idle 
 - **when**: for every candidate start (now, and each later forecast step) the job of the
   estimated size runs step by step at those rates; its *cost* is the production I/O it
   would slow down times the impact it would cause (the quantity the run's IO-weighted
-  impact sums), from the mean forecast. A candidate is feasible when the job, with its
-  duration stretched by `duration_safety`, completes `margin` before the RPO deadline
-  (newest snapshot + RPO). The plan picks the *latest* feasible start whose cost is within
-  `window_tolerance` of the cheapest (later starts push the next deadline out) and starts
-  now only if that is now. Quiet periods add backups: when the job now costs at most
-  `quiet_ratio` x the median over the horizon and the restore point is older than
-  `quiet_min_interval_frac` x RPO, it starts now (backups get more frequent when quiet,
-  so less is left for busy periods). Sustained-load steps are penalised.
-- **safety**: when no candidate is feasible the RPO wins: start now, forced, at the least
-  harmful constant rate that still completes in time (`Start(..., forced=True)`).
+  impact sums), from the mean forecast; sustained-load steps weigh more. A start is
+  feasible when the job, its duration stretched by `duration_safety`, completes `margin`
+  before the RPO deadline (newest snapshot + RPO). Sizes come from changed-block tracking
+  and grow with the predicted I/O until the start by a per-volume fitted law
+  (dirty = kappa x io ** alpha: hot chunks are re-dirtied, so frequent backups move more
+  bytes). With `lookahead` (default) the plan is the cheapest *sequence* of backups over
+  the horizon — a shortest path over start steps, each backup within RPO of the previous
+  one, bytes left after the last one charged at the horizon's median price — and the
+  volume starts now only when that sequence begins now (or waits, when the deadline lies
+  beyond the horizon and waiting is cheaper). So backups get more frequent before and
+  in quiet periods, where that leaves less for busy ones, and are deferred through
+  predicted sustained load. Without it, a greedy rule starts at the latest window within
+  `window_tolerance` of the cheapest cost per GB. An optional quiet rule (`quiet_ratio`)
+  adds a backup whenever now is much cheaper than the horizon's median.
+- **safety**: when no candidate is feasible the RPO wins: start now at the least harmful
+  constant rate that still completes in time; when that rate is above what the threshold
+  allows the start is recorded as forced (`Start(..., forced=True)`).
 - running jobs are re-throttled at every forecast step (the threshold rate, but never
   below the rate the remaining bytes need to meet the deadline), paused through predicted
   bursts (`LoadLabel.BURST`, or no headroom at all) when the slack allows, resumed after.
 - **what**: incremental by default; differential when the incremental would push the RTO
   estimate above `rto_margin` x RTO (or the chain is `max_chain` long); full when the
   differential would too, when it would hold `full_diff_frac` of the volume, or every
-  `full_every_h` hours (such a full is planned into a cheap window like any backup and
-  waits for one while the RPO deadline allows). Sizes come from changed-block tracking.
+  `full_every_h` hours (such a full may start up to `full_early_h` early in a quiet
+  window, and otherwise waits for the cheapest window the RPO deadline allows).
 - **where**: each tier is scored (lower is better) by storage cost, configured priority,
-  slot contention, and, weighted by urgency (deadline slack) and RTO pressure, by its
-  ingest and restore speed: the fast tier when the deadline is close or RTO is tight, the
-  cheap tier otherwise.
+  slot contention, RTO pressure (the predicted RTO estimate with the job's bytes on that
+  tier against the RTO) and, weighted by urgency (deadline slack), how much its ingest
+  share would slow the job: the fast tier when the deadline is close or the RTO tight,
+  the cheap tier otherwise.
 
 Without a forecast (early in a run, or no forecaster configured) it plans on a flat
 forecast of the recently observed load (an EWMA) and says so in its reasons. Every
@@ -48,12 +56,13 @@ import numpy as np
 
 from schedulers.base import SCHEDULERS, tier_index
 from sim.devices import impact, rate_for_impact, rate_for_utilisation
-from sim.types import Action, BackupKind, DecisionContext, Forecast, JobState, LoadLabel, Pause, Resume, Start, Throttle
+from sim.types import Action, BackupKind, DecisionContext, JobState, LoadLabel, Pause, Resume, Start, Throttle
 
 _NONE, _QUEUED, _RUNNING, _PAUSED = (int(s) for s in (JobState.NONE, JobState.QUEUED, JobState.RUNNING, JobState.PAUSED))
 _FULL, _INCR, _DIFF = int(BackupKind.FULL), int(BackupKind.INCREMENTAL), int(BackupKind.DIFFERENTIAL)
 _BURST, _SUSTAINED = int(LoadLabel.BURST), int(LoadLabel.SUSTAINED)
 MB = 1e6
+_CHUNK = 128  # volumes per lookahead batch
 
 
 @dataclass
@@ -71,18 +80,29 @@ class PredictiveParams:
         pause_max_h: pause only through predicted bursts at most this long. Default 1.0.
     When:
         horizon_h: planning horizon; None = the forecast's whole horizon. Default None.
-        window_tolerance: a window costing within this fraction of the cheapest counts as cheapest. Default 0.1.
+        lookahead: plan the cheapest *sequence* of backups over the horizon (a shortest path over
+            start steps, each hop within the RPO) and start now when it begins now; False: the
+            greedy rule (latest start within `window_tolerance` of the cheapest cost per GB). Default True.
+        job_overhead_gb: fixed cost of one more backup, as GB moved at its window's price
+            (restore-chain growth, per-job work); damps over-frequent backups. Default 0.0.
+        window_tolerance: (greedy) a window costing within this fraction of the cheapest counts as cheapest. Default 0.1.
+        min_interval_frac: (greedy) no window start sooner than this x RPO after the last snapshot. Default 0.25.
         deadline_margin_frac: finish this fraction of the RPO before the deadline... Default 0.05.
         deadline_margin_s: ...and at least this many seconds before it. Default 600.
         duration_safety: planned job durations are stretched by this factor. Default 1.5.
-        quiet_ratio: "quiet now" when the job now costs at most this x the horizon's median. Default 0.5.
+        quiet_ratio: extra backup when the job now costs (per GB) at most this x the horizon's
+            median; 0 = off (the lookahead adds quiet-period backups where they pay). Default 0.0.
         quiet_min_interval_frac: quiet-period extra backups at most every this x RPO. Default 0.25.
         sustained_penalty: extra cost weight of steps labelled sustained load. Default 0.5.
         size_margin: planned sizes are CBT's dirty bytes (+ predicted growth) x (1 + this). Default 0.1.
-        dirty_exponent: unique dirty bytes grow as (production I/O since the snapshot) ** this
-            (hot chunks are re-dirtied: Zipf working sets give about 1 / zipf_s). Default 0.6.
+        dirty_exponent: prior of the growth law: unique dirty bytes grow as kappa x (production
+            I/O since the snapshot) ** this (hot chunks are re-dirtied: a Zipf working set gives
+            about 1 / zipf_s); kappa and the exponent are refitted per volume from CBT. Default 0.6.
+        growth_memory: forgetting factor per CBT sample (every history step) of that fit. Default 0.995.
     What:
         full_every_h: a full is due this long after the last one; None = only when RTO needs one. Default 168.
+        full_early_h: a due full may start up to this much early, in a quiet window. Default 24.
+        full_quiet_ratio: an early full needs a window costing (per GB) at most this x the horizon median. Default 0.5.
         full_diff_frac: take a full instead of a differential this large (fraction of used bytes). Default 0.5.
         rto_margin: keep the predicted RTO estimate under this fraction of the RTO. Default 0.9.
         max_chain: take a differential when the restore chain is this long; None = no limit. Default None.
@@ -93,8 +113,10 @@ class PredictiveParams:
         w_priority: weight of the tier's configured priority (normalised 0..1). Default 0.5.
         w_contention: weight of (busy + queued) / slots. Default 1.0.
         full_slot_penalty: extra score of a tier with no free slot. Default 2.0.
-        w_urgency: weight of slow ingest x urgency (urgency 1 at no slack). Default 3.0.
-        w_rto: weight of slow restore x RTO pressure. Default 3.0.
+        w_urgency: weight of urgency (1 at no slack) x how much the tier's ingest share would
+            slow the job (or, with no free slot, its slower ingest). Default 3.0.
+        w_rto: weight of RTO pressure: how far the RTO estimate with this job on the tier
+            passes `rto_tight_frac` x RTO (0..1). Default 3.0.
         urgent_slack_frac: urgency grows as the slack falls below this fraction of the RPO. Default 0.25.
         rto_tight_frac: RTO pressure grows as the predicted RTO passes this fraction of the RTO. Default 0.5.
     Fallback (no forecast yet):
@@ -111,16 +133,22 @@ class PredictiveParams:
     pause_bursts: bool = True
     pause_max_h: float = 1.0
     horizon_h: float | None = None
+    lookahead: bool = True
+    job_overhead_gb: float = 0.0
     window_tolerance: float = 0.1
+    min_interval_frac: float = 0.25
     deadline_margin_frac: float = 0.05
     deadline_margin_s: float = 600.0
     duration_safety: float = 1.5
-    quiet_ratio: float = 0.5
+    quiet_ratio: float = 0.0
     quiet_min_interval_frac: float = 0.25
     sustained_penalty: float = 0.5
     size_margin: float = 0.1
     dirty_exponent: float = 0.6
+    growth_memory: float = 0.995
     full_every_h: float | None = 168.0
+    full_early_h: float = 24.0
+    full_quiet_ratio: float = 0.5
     full_diff_frac: float = 0.5
     rto_margin: float = 0.9
     max_chain: int | None = None
@@ -139,7 +167,7 @@ class PredictiveParams:
     ewma_s: float = 300.0
 
     def __post_init__(self) -> None:
-        positive = ("impact_target", "max_util", "duration_safety", "rto_margin", "ewma_s", "fallback_horizon_h", "fallback_upper", "dirty_exponent")
+        positive = ("impact_target", "max_util", "duration_safety", "rto_margin", "ewma_s", "fallback_horizon_h", "fallback_upper", "dirty_exponent", "growth_memory")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"predictive: {name} must be > 0, got {getattr(self, name)}")
@@ -157,7 +185,8 @@ class _Plan:
     """The outcome of window planning for a set of volumes (arrays over those volumes)."""
 
     start_now: np.ndarray  # bool
-    forced: np.ndarray  # bool: no feasible window, RPO wins
+    forced: np.ndarray  # bool: no feasible window and the deadline needs more than the threshold allows
+    late: np.ndarray  # bool: no feasible window left, but the threshold rate still meets the deadline
     quiet: np.ndarray  # bool: opportunistic quiet-period start
     feasible_any: np.ndarray  # bool
     wake_t: np.ndarray  # when to plan again at the latest (chosen start)
@@ -168,10 +197,13 @@ class _Plan:
     cost_now: np.ndarray
     cost_best: np.ndarray
     cost_median: np.ndarray
+    cost_wait: np.ndarray
     best_t: np.ndarray
     dur_now: np.ndarray  # planned duration if started now (s, unstretched)
-    imp_now: np.ndarray  # predicted upper-quantile impact at rate_now
+    rate_thr: np.ndarray  # rate at the full threshold now (above it a start is forced)
+    up_now: np.ndarray  # [P, 2] upper-quantile load forecast for the current step
     deadline: np.ndarray
+    path: list
 
 
 class _Flat:
@@ -207,7 +239,7 @@ class PredictiveScheduler:
     def __init__(self, **params):
         self.params = PredictiveParams(**params)
         self._n = -1
-        self.stats = {"plans": 0, "planned_volumes": 0, "forced": 0, "quiet": 0, "window": 0}
+        self.stats = {"plans": 0, "planned_volumes": 0, "forced": 0, "late": 0, "quiet": 0, "window": 0}
 
     # ------------------------------------------------------------------ state
     def _init(self, ctx: DecisionContext) -> None:
@@ -221,10 +253,11 @@ class PredictiveScheduler:
         self._prev_snap = np.asarray(ctx.last_snapshot_t, float).copy()
         self._wake = np.full(n, -np.inf)
         self._ewma = np.stack([np.asarray(ctx.prod_iops, float), np.asarray(ctx.prod_mbps, float)], -1)
-        self._dirty_prev = None
-        self._dirty_prev_t = None
         self._io_since = np.zeros(n)  # production I/Os since the volume's last snapshot (observed)
-        self._kappa = np.full(n, np.nan)  # dirty bytes = kappa * io_since ** dirty_exponent (fitted)
+        # growth law dirty = kappa * io_since ** alpha, a per-volume log-log least-squares fit
+        self._fit = np.zeros((5, n))  # decayed sums of 1, x, y, xx, xy (x = log io, y = log bytes)
+        self._kappa = np.full(n, np.nan)
+        self._alpha = np.full(n, self.params.dirty_exponent)
         self._full_restore = np.full(n, np.nan)  # RTO estimate of a chain holding only the full
         vt = ctx.volumes
         self._vmax = (vt.max_iops.astype(float), vt.max_mbps.astype(float))
@@ -240,7 +273,6 @@ class PredictiveScheduler:
         self._tier_cost = norm([t.cost_per_gb_month for t in tiers])
         self._tier_prio = norm([t.priority for t in tiers])
         self._tier_slow_in = 1.0 - norm(self._ingest)
-        self._tier_slow_out = 1.0 - norm(self._restore)
         self._fixed_tier = tier_index(ctx, self.params.tier) if self.params.tier else None
 
     # ------------------------------------------------------------------ helpers
@@ -272,8 +304,8 @@ class PredictiveScheduler:
 
     def _step_index(self, fc, t: float) -> tuple[int, float]:
         h = self._horizon(fc)
-        i0 = int(np.clip(math.floor((t - fc.origin_t) / fc.step_s + 1e-9), 0, h - 1))
-        elapsed = float(np.clip(t - (fc.origin_t + i0 * fc.step_s), 0.0, fc.step_s))
+        i0 = min(max(math.floor((t - fc.origin_t) / fc.step_s + 1e-9), 0), h - 1)
+        elapsed = min(max(t - (fc.origin_t + i0 * fc.step_s), 0.0), float(fc.step_s))
         return i0, elapsed
 
     def _fc_desc(self, fc) -> str:
@@ -302,7 +334,7 @@ class PredictiveScheduler:
         need_full = no_chain | (need_diff & ((after_diff > lim) | (diff >= p.full_diff_frac * used)))
         soft_full = np.zeros(vols.size, bool)
         if p.full_every_h is not None:
-            soft_full = ~need_full & (ctx.t - ctx.last_full_t[vols] >= p.full_every_h * 3600.0)
+            soft_full = ~need_full & (ctx.t - ctx.last_full_t[vols] >= (p.full_every_h - p.full_early_h) * 3600.0)
         kind = np.where(need_full, _FULL, np.where(need_diff, _DIFF, _INCR))
         rto_after = np.where(kind == _FULL, used / (bulk * MB) + p.restore_overhead_s, np.where(kind == _DIFF, after_diff, after_incr))
         return kind, soft_full, rto_after, after_incr, lim
@@ -317,7 +349,8 @@ class PredictiveScheduler:
         return p.w_cost * self._tier_cost + p.w_priority * self._tier_prio
 
     # ------------------------------------------------------------------ where
-    def _choose_tier(self, ctx: DecisionContext, occ: np.ndarray, free: np.ndarray, urgency: float, rto_pressure: float) -> tuple[int, str]:
+    def _choose_tier(self, ctx, occ, free, urgency: float, rto_pressure: np.ndarray, short: np.ndarray) -> tuple[int, str]:
+        """Lowest score wins: cost, priority, contention, and (urgent) ingest shortfall, RTO pressure."""
         if self._fixed_tier is not None:
             return self._fixed_tier, f"tier {ctx.tiers[self._fixed_tier].name} (configured)"
         p = self.params
@@ -325,21 +358,28 @@ class PredictiveScheduler:
             self._tier_score_base()
             + p.w_contention * occ
             + p.full_slot_penalty * (free <= 0)
-            + p.w_urgency * urgency * self._tier_slow_in
-            + p.w_rto * rto_pressure * self._tier_slow_out
+            + p.w_urgency * urgency * np.maximum(short, self._tier_slow_in * (free <= 0))
+            + p.w_rto * rto_pressure
         )
         k = int(np.argmin(score))
         parts = []
         if urgency > 0:
             parts.append(f"urgency {urgency:.2f}")
-        if rto_pressure > 0:
-            parts.append(f"RTO pressure {rto_pressure:.2f}")
-        parts.append(f"slots {int(free[k])} free")
+        if rto_pressure.max() > 0:
+            parts.append(f"RTO pressure {rto_pressure[k]:.2f} (max {rto_pressure.max():.2f})")
+        parts.append(f"{int(max(free[k], 0))} slots free")
         return k, f"tier {ctx.tiers[k].name} ({', '.join(parts)})"
 
     # ------------------------------------------------------------------ when
-    def _plan(self, ctx: DecisionContext, fc, vols: np.ndarray, size0: np.ndarray, growth: np.ndarray, tier_share: np.ndarray) -> _Plan:
-        """Window planning for idle volumes `vols` with job sizes `size0` (bytes if started now)."""
+    def _plan(
+        self, ctx: DecisionContext, fc, vols: np.ndarray, size0: np.ndarray, growth: np.ndarray, tier_share: np.ndarray, alpha: np.ndarray,
+        greedy: bool = False, gate: np.ndarray | None = None,
+    ) -> _Plan:
+        """Window planning for idle volumes `vols` with job sizes `size0` (bytes if started now).
+
+        `greedy` plans one job (fulls); `gate` marks volumes that may only use quiet windows
+        (cost per GB at most `full_quiet_ratio` x the horizon median: an early full).
+        """
         p = self.params
         t = ctx.t
         step = float(fc.step_s)
@@ -380,7 +420,7 @@ class PredictiveScheduler:
         io_cum = io_cum - io_step[:, :1] * frac0
         io_cum[:, 0] = 0.0
         w0 = self._io_since[vols][:, None]
-        a = p.dirty_exponent
+        a = alpha[:, None]
         size = (size0[:, None] + growth[:, None] * ((w0 + io_cum) ** a - w0**a)) * (1.0 + p.size_margin)
         size = np.maximum(size, MB)
         target = b_start + size
@@ -391,52 +431,147 @@ class PredictiveScheduler:
         base = np.take_along_axis(bcum, kk, 1)
         frac = np.where(ok & (bk > 0), (target - base) / np.where(bk > 0, bk, 1.0), 0.0)
         end_t = np.where(ok, fc.origin_t + (i0 + kk + frac) * step, np.inf)
-        # score: the job's cost per hour of RPO coverage it buys (it moves the deadline from
-        # last snapshot + RPO to start + RPO). Waiting grows the job by the measured dirtying
-        # rate, so with re-dirtied hot chunks (concave growth) later starts cover more per byte.
-        job_cost = np.take_along_axis(ccum, kk, 1) + np.take_along_axis(cc, kk, 1) * frac - c_start
-        covered = np.clip(s_t[None, :] - ctx.last_snapshot_t[vols][:, None], step, 1e9) / 3600.0
-        cost = np.where(ok, job_cost / covered, np.inf)
+        job_cost = np.where(ok, np.take_along_axis(ccum, kk, 1) + np.take_along_axis(cc, kk, 1) * frac - c_start, np.inf)
         dur = end_t - s_t[None, :]
         rpo = ctx.volumes.rpo_s[vols]
         deadline = ctx.last_snapshot_t[vols] + rpo
-        latest_end = deadline - self._margin(rpo)
+        margin = self._margin(rpo)
+        latest_end = deadline - margin
         feasible = ok & (s_t[None, :] + dur * p.duration_safety <= latest_end[:, None])
         any_f = feasible.any(axis=1)
-        cmin = np.where(feasible, cost, np.inf).min(axis=1)
-        near = feasible & (cost <= cmin[:, None] * (1.0 + p.window_tolerance) + 1e-12)
-        best = np.where(any_f, m - 1 - np.argmax(near[:, ::-1], axis=1), 0)
-        finite = np.where(ok, cost, np.nan)
+        cpb = np.where(ok, job_cost / (size / 1e9), np.nan)  # cost per GB of a job starting there
         with np.errstate(all="ignore"):
-            med = np.nanmedian(np.where(np.isnan(finite).all(axis=1, keepdims=True), 0.0, finite), axis=1)
+            med = np.nanmedian(np.where(np.isnan(cpb).all(axis=1, keepdims=True), 0.0, cpb), axis=1)
+        cpb = np.where(ok, cpb, np.inf)
+        overhead = p.job_overhead_gb * np.where(ok, cpb, 0.0)
+        first_cost = np.where(feasible, job_cost + overhead, np.inf)
+        path = [None] * vols.size
+        if gate is not None and gate.any():
+            feasible = feasible & ~(gate[:, None] & ~(cpb <= p.full_quiet_ratio * med[:, None]))
+            any_f = feasible.any(axis=1)
+        if p.lookahead and m > 1 and not greedy:
+            # in chunks of volumes: the path search holds [m, P, m] arrays
+            parts = []
+            for c in range(0, vols.size, _CHUNK):
+                sl = slice(c, c + _CHUNK)
+                parts.append(
+                    self._lookahead(
+                        p, vols[sl], m, s_t, io_cum[sl], io_step[sl], frac0, w0[sl], growth[sl], alpha[sl], size[sl, 0], first_cost[sl],
+                        cpb[sl], r[sl, :m], rpo[sl], margin[sl], med[sl], fc.origin_t + h * step, deadline[sl],
+                    )
+                )
+            best, plan_cost, wait_cost = (np.concatenate([q[i] for q in parts]) for i in range(3))
+            path = [x for q in parts for x in q[3]]
+            score_now, score_best = first_cost[:, 0], plan_cost
+        else:  # greedy: the latest start within tolerance of the cheapest cost per GB
+            score = np.where(feasible, cpb, np.inf)
+            cmin = score.min(axis=1)
+            near = feasible & (score <= cmin[:, None] * (1.0 + p.window_tolerance) + 1e-12)
+            best = np.where(any_f, m - 1 - np.argmax(near[:, ::-1], axis=1), -1)
+            if not greedy:  # one job at a time: no more often than min_interval_frac x RPO
+                best = np.where((best == 0) & (ctx.rp_age_s[vols] < p.min_interval_frac * rpo), np.where(m > 1, 1, -1), best)
+            score_now, score_best, wait_cost = cpb[:, 0], cmin, np.full(vols.size, np.nan)
         age = ctx.rp_age_s[vols]
-        quiet = feasible[:, 0] & (cost[:, 0] <= p.quiet_ratio * med) & (age >= p.quiet_min_interval_frac * rpo) & (m > 1)
+        quiet = feasible[:, 0] & (cpb[:, 0] <= p.quiet_ratio * med) & (age >= p.quiet_min_interval_frac * rpo) & (m > 1) & (best != 0)
         start_now = (any_f & (best == 0)) | quiet
         forced = ~any_f
-        wake = np.where(any_f, s_t[best], t)
+        step_next = fc.origin_t + (i0 + 1) * step
+        wake = np.where(best > 0, s_t[np.maximum(best, 0)], np.where(forced, t, step_next))
         left = latest_end - t
         need = np.where(left > 0, size[:, 0] * p.duration_safety / MB / np.maximum(left, 1e-9), np.inf)
-        max_rate = np.minimum(rate_for_utilisation(up_i[:, 0], up_m[:, 0], max_iops[:, 0], max_mbps[:, 0], p.max_util), tier_share)
+        # the most the device can give a forced job (expected load: the simulator caps at headroom anyway)
+        max_rate = np.minimum(rate_for_utilisation(mu_i[:, 0], mu_m[:, 0], max_iops[:, 0], max_mbps[:, 0], p.max_util), tier_share)
         rate_now = r[:, 0]
-        imp_now = np.where(rate_now > 0, impact(up_i[:, 0], up_m[:, 0], rate_now, max_iops[:, 0], max_mbps[:, 0]), 0.0)
+        # RPO over impact: only when even the full threshold's rate cannot meet the deadline
+        rate_thr = np.minimum(rate_for_impact(up_i[:, 0], up_m[:, 0], max_iops[:, 0], max_mbps[:, 0], self.threshold(ctx) / p.impact_target), tier_share)
+        forced = forced & (need > rate_thr)
+        late = ~any_f & ~forced
         return _Plan(
-            start_now=start_now | forced,
+            start_now=start_now | ~any_f,
             forced=forced,
-            quiet=quiet & ~(any_f & (best == 0)),
+            late=late,
+            quiet=quiet,
             feasible_any=any_f,
             wake_t=wake,
             size=size[:, 0],
             rate_now=rate_now,
             need_rate=need,
             max_rate=max_rate,
-            cost_now=cost[:, 0],
-            cost_best=np.where(any_f, cmin, np.inf),
+            cost_now=score_now,
+            cost_best=score_best,
             cost_median=med,
-            best_t=s_t[best],
+            cost_wait=wait_cost,
+            best_t=np.where(best >= 0, s_t[np.maximum(best, 0)], np.inf),
             dur_now=dur[:, 0],
-            imp_now=imp_now,
+            rate_thr=rate_thr,
+            up_now=np.stack([up_i[:, 0], up_m[:, 0]], -1),
             deadline=deadline,
+            path=path,
         )
+
+    def _lookahead(self, p, vols, m, s_t, io_cum, io_step, frac0, w0, growth, alpha, size_now, first_cost, cpb, r_start, rpo, margin, cpb_ref, h_end, deadline):
+        """Cheapest sequence of backups over the horizon (a shortest path over start steps).
+
+        Node j = a backup starting at candidate j. The first hop (from the current restore
+        point) costs its exact planned job cost; a hop j -> j' costs the bytes dirtied
+        between the two snapshots (kappa * predicted_io ** dirty_exponent) at j''s cost per
+        GB, and is allowed when j' starts and finishes within RPO of j. Bytes dirtied after
+        the last backup of the horizon are charged at the horizon's median cost per GB,
+        and that backup must cover the horizon's end. Returns (first node per volume, -1 =
+        none needed yet; the plan's cost; the cost of no backup in the horizon; the paths).
+        """
+        pcount = vols.size
+        io_end = io_cum[:, m - 1] + io_step[:, m - 1] * ((1.0 - frac0) if m == 1 else 1.0)
+        wj = io_cum  # predicted I/O from now to each candidate start
+        # [j', P, j] layout: the loop below reads one contiguous [P, j] slab per node j'
+        gap = np.maximum(wj.T[:, :, None] - wj[None, :, :], 1.0)
+        hop_size = np.maximum(np.exp(np.log(gap) * alpha[None, :, None]) * (growth * (1.0 + p.size_margin))[None, :, None], MB)
+        cpb_t = cpb.T[:, :, None]  # cost per GB of the hop's own job, at j'
+        over = p.job_overhead_gb * np.where(np.isfinite(cpb_t), cpb_t, 0.0)
+        jj = np.arange(m)
+        span = s_t[:, None] - s_t[None, :]  # [j', j]
+        # the hop's job must start and finish within RPO (less the margin) of the previous snapshot
+        room = np.where((jj[:, None] > jj[None, :])[:, None, :], (rpo - margin)[None, :, None] - span[:, None, :], -1.0)
+        limit = room * (r_start.T * (MB / p.duration_safety))[:, :, None]
+        hop_t = np.where((hop_size <= limit) & (limit > 0), hop_size * (cpb_t / 1e9) + over, np.inf)
+        # ties go to later backups (and to waiting): a later snapshot covers longer
+        tie = 1e-9 * (m - jj)[None, :]
+        dist = first_cost * (1.0 + tie) + tie
+        pred = np.full((pcount, m), -1, np.int64)
+        first = np.tile(jj, (pcount, 1))
+        rows = np.arange(pcount)
+        for j2 in range(1, m):  # nodes in time order: a shortest path over a DAG
+            c = dist + hop_t[j2]
+            i = c.argmin(axis=1)
+            v = c[rows, i]
+            better = v < dist[:, j2]
+            if better.any():
+                b = np.flatnonzero(better)
+                dist[b, j2] = v[b]
+                pred[b, j2] = i[b]
+                first[b, j2] = first[b, i[b]]
+        tail = np.maximum(io_end[:, None] - wj, 0.0)
+        term = cpb_ref[:, None] * growth[:, None] * tail ** alpha[:, None] * (1.0 + p.size_margin) / 1e9
+        covers = s_t[None, :] + (rpo - margin)[:, None] >= h_end
+        total = np.where(covers, dist + term, np.inf)
+        end = np.argmin(total, axis=1)
+        plan_cost = total[rows, end]
+        w_total = w0[:, 0] + io_end
+        wait_cost = np.where(
+            deadline - margin >= h_end,
+            cpb_ref * (size_now / (1.0 + p.size_margin) + growth * (w_total**alpha - w0[:, 0] ** alpha)) * (1.0 + p.size_margin) / 1e9,
+            np.inf,
+        )
+        go = np.isfinite(plan_cost) & (plan_cost < wait_cost)
+        first_node = np.where(go, first[rows, end], -1)
+        paths: list = [None] * pcount
+        for q in np.flatnonzero(first_node == 0).tolist():  # the reasons of volumes starting now
+            node, nodes = int(end[q]), []
+            while node >= 0:
+                nodes.append(float(s_t[node]))
+                node = int(pred[q, node])
+            paths[q] = nodes[::-1]
+        return first_node, plan_cost, wait_cost, paths
 
     # ------------------------------------------------------------------ decide
     def decide(self, ctx: DecisionContext) -> list[Action]:
@@ -474,13 +609,25 @@ class PredictiveScheduler:
 
     # ------------------------------------------------------------------ starting jobs
     def _measure(self, ctx: DecisionContext) -> tuple[np.ndarray, np.ndarray]:
-        """CBT sizes; refits each volume's growth law dirty = kappa * io ** dirty_exponent."""
+        """CBT sizes; refits each volume's growth law dirty = kappa * io ** alpha (log-log LS)."""
+        p = self.params
         incr, diff = ctx.dirty_bytes()
         w = self._io_since
-        ok = (w > 0) & (incr > 0) & (ctx.t - ctx.last_snapshot_t >= 1800.0)  # enough history to fit
-        k_obs = incr[ok] / w[ok] ** self.params.dirty_exponent
-        old = self._kappa[ok]
-        self._kappa[ok] = np.where(np.isnan(old), k_obs, 0.7 * old + 0.3 * k_obs)
+        ok = (w >= 1e3) & (incr >= MB)
+        if ok.any():
+            x, y = np.log(w[ok]), np.log(incr[ok])
+            f = self._fit[:, ok] * p.growth_memory
+            f += np.stack([np.ones_like(x), x, y, x * x, x * y])
+            self._fit[:, ok] = f
+            n, sx, sy, sxx, sxy = f
+            var = n * sxx - sx * sx
+            prior = p.dirty_exponent
+            alpha = np.where(var > 1e-6 * n * n, (n * sxy - sx * sy) / np.where(var > 0, var, 1.0), prior)
+            # shrink towards the prior while the fit has little spread in log io
+            conf = np.clip(var / np.maximum(n * n, 1e-12) / 0.5, 0.0, 1.0)
+            alpha = np.clip(conf * alpha + (1.0 - conf) * prior, 0.2, 1.0)
+            self._alpha[ok] = alpha
+            self._kappa[ok] = np.exp((sy - alpha * sx) / n)
         return incr, diff
 
     def _start(self, ctx: DecisionContext, fc, vols: np.ndarray) -> list[Action]:
@@ -498,16 +645,17 @@ class PredictiveScheduler:
         slots = np.array([tv.slots for tv in ctx.tiers], float)
         base_tier = self._fixed_tier if self._fixed_tier is not None else int(np.argmin(self._tier_score_base() + p.w_contention * busy / slots))
         share = np.full(vols.size, self._ingest[base_tier] / (busy[base_tier] + 1.0))
-        kappa = self._kappa[vols]
-        if np.isnan(kappa).any():  # not fitted yet: from the current size
+        kappa, alpha = self._kappa[vols], self._alpha[vols]
+        if np.isnan(kappa).any():  # not fitted yet: through the current size
             w = self._io_since[vols]
-            guess = np.where(w > 0, incr / np.maximum(w, 1.0) ** p.dirty_exponent, 0.0)
+            guess = np.where(w > 0, incr / np.maximum(w, 1.0) ** alpha, 0.0)
             kappa = np.where(np.isnan(kappa), guess, kappa)
-        plan = self._plan(ctx, fc, vols, sizes, np.where(kind == _FULL, 0.0, kappa), share)
+        plan = self._plan(ctx, fc, vols, sizes, np.where(kind == _FULL, 0.0, kappa), share, alpha)
         # a full due by the full-every rule waits for a window it fits; until then the usual kind
         if soft_full.any():
             sel = np.flatnonzero(soft_full)
-            fplan = self._plan(ctx, fc, vols[sel], used[sel], np.zeros(sel.size), share[sel])
+            early = ctx.t - ctx.last_full_t[vols[sel]] < (p.full_every_h or 0.0) * 3600.0
+            fplan = self._plan(ctx, fc, vols[sel], used[sel], np.zeros(sel.size), share[sel], alpha[sel], greedy=True, gate=early)
             take = fplan.feasible_any
             if take.any():
                 idx = sel[take]
@@ -515,7 +663,11 @@ class PredictiveScheduler:
                 sizes[idx] = used[idx]
                 rto_after[idx] = used[idx] / (self._bulk_tier_restore() * MB) + p.restore_overhead_s
                 for f in _Plan.__dataclass_fields__:
-                    getattr(plan, f)[idx] = getattr(fplan, f)[take]
+                    if f == "path":
+                        for i, q in zip(idx.tolist(), np.flatnonzero(take).tolist()):
+                            plan.path[i] = fplan.path[q]
+                    else:
+                        getattr(plan, f)[idx] = getattr(fplan, f)[take]
         self._wake[vols] = plan.wake_t
         go = np.flatnonzero(plan.start_now)
         if go.size == 0:
@@ -532,40 +684,62 @@ class PredictiveScheduler:
             slack = left - self._margin(np.array(rpo)).item() - plan.dur_now[j] * p.duration_safety if np.isfinite(plan.dur_now[j]) else -np.inf
             urgency = float(np.clip(1.0 - slack / (p.urgent_slack_frac * rpo), 0.0, 1.0)) if np.isfinite(slack) else 1.0
             rto_s = float(ctx.volumes.rto_s[v])
-            pressure = float(np.clip((rto_after[j] / rto_s - p.rto_tight_frac) / max(1e-9, 1.0 - p.rto_tight_frac), 0.0, 1.0))
-            tier, tier_why = self._choose_tier(ctx, occ, free, urgency, pressure)
+            # predicted RTO estimate with this job's bytes on each tier
+            base = rto_after[j] - sizes[j] / (self._bulk_tier_restore() * MB)
+            rto_k = base + sizes[j] / (self._restore * MB)
+            pressure = np.clip((rto_k / rto_s - p.rto_tight_frac) / max(1e-9, 1.0 - p.rto_tight_frac), 0.0, 1.0)
+            job_rate = max(plan.rate_now[j], plan.need_rate[j] if plan.forced[j] or plan.late[j] else 0.0, p.min_rate_mbps)
+            share = self._ingest / (busy + 1.0)
+            short = np.clip(1.0 - share / job_rate, 0.0, 1.0)  # how much the tier's ingest share would slow this job
+            tier, tier_why = self._choose_tier(ctx, occ, free, urgency, pressure, short)
             busy[tier] += 1
             occ[tier] = busy[tier] / slots[tier]
             free[tier] -= 1
             k = BackupKind(int(kind[j]))
             what = self._what_reason(k, ctx, v, rto_after[j], after_incr[j], rto_lim[j], soft_full[j])
             dl = f"deadline in {left / 3600:.1f} h" if np.isfinite(left) else "no restore point"
+            thr = self.threshold(ctx) / p.impact_target
+            q = round(100 * getattr(fc, "quantile", 0.9))
             if plan.forced[j]:
                 rate = float(np.clip(max(plan.need_rate[j], plan.rate_now[j], p.min_rate_mbps), p.min_rate_mbps, max(plan.max_rate[j], p.min_rate_mbps)))
                 why = (
                     f"forced: no window completes under the threshold before the RPO deadline ({dl}); "
-                    f"needs {plan.need_rate[j]:.0f} MB/s vs impact-limited {plan.rate_now[j]:.0f} MB/s; "
-                    f"{k.name.lower()} {sizes[j] / 1e9:.1f} GB at {rate:.0f} MB/s; {what}; {tier_why}; {desc}"
+                    f"needs {plan.need_rate[j]:.0f} MB/s > {plan.rate_thr[j]:.0f} MB/s at the threshold {thr:g}; "
+                    f"{k.name.lower()} {sizes[j] / 1e9:.1f} GB at {rate:.0f} MB/s, predicted p{q} impact {self._impact(v, plan.up_now[j], rate):.3f}; "
+                    f"{what}; {tier_why}; {desc}"
                 )
                 self.stats["forced"] += 1
                 out.append(Start(v, k, tier, rate, reason=why, forced=True))
                 self._io_since[v] = 0.0  # its snapshot resets changed-block tracking
                 continue
             rate = float(max(plan.rate_now[j], p.min_rate_mbps))
-            if plan.quiet[j]:
-                head = f"quiet now: cost {plan.cost_now[j]:.3g}/h covered <= {p.quiet_ratio:g} x horizon median {plan.cost_median[j]:.3g}"
+            if plan.late[j]:
+                rate = float(min(max(plan.need_rate[j], rate), max(plan.max_rate[j], p.min_rate_mbps)))
+                head = f"last moment before the RPO deadline: no later window completes in time (needs {plan.need_rate[j]:.0f} MB/s)"
+                self.stats["late"] += 1
+            elif plan.quiet[j]:
+                head = f"quiet now: {plan.cost_now[j]:.3g}/GB <= {p.quiet_ratio:g} x horizon median {plan.cost_median[j]:.3g}/GB"
                 self.stats["quiet"] += 1
-            else:
-                head = f"cheapest window now: cost {plan.cost_now[j]:.3g}/h covered (best {plan.cost_best[j]:.3g}, median {plan.cost_median[j]:.3g})"
+            elif plan.path[j] is not None:
+                at = ", ".join(f"+{(x - ctx.t) / 3600:.1f}" for x in plan.path[j][:4]) + (" ..." if len(plan.path[j]) > 4 else "")
+                head = (
+                    f"cheapest plan starts now: backups at {at} h, plan cost {plan.cost_best[j]:.3g} "
+                    f"(waiting past the horizon {plan.cost_wait[j]:.3g}); now {plan.cost_now[j]:.3g}"
+                )
                 self.stats["window"] += 1
-            thr = self.threshold(ctx) / p.impact_target
+            else:
+                head = f"cheapest window now: {plan.cost_now[j]:.3g}/GB (best {plan.cost_best[j]:.3g}, median {plan.cost_median[j]:.3g})"
+                self.stats["window"] += 1
             why = (
-                f"{head}; predicted p90 impact {plan.imp_now[j]:.3f} <= {thr:g} at {rate:.0f} MB/s, "
+                f"{head}; predicted p{q} impact {self._impact(v, plan.up_now[j], rate):.3f} <= {thr:g} at {rate:.0f} MB/s, "
                 f"est {plan.dur_now[j] / 3600:.2f} h; {dl}; {k.name.lower()} {sizes[j] / 1e9:.1f} GB, {what}; {tier_why}; {desc}"
             )
             out.append(Start(v, k, tier, rate, reason=why))
             self._io_since[v] = 0.0
         return out
+
+    def _impact(self, v: int, up: np.ndarray, rate: float) -> float:
+        return float(impact(up[0], up[1], rate, self._vmax[0][v], self._vmax[1][v]))
 
     def _what_reason(self, k: BackupKind, ctx, v, rto_after, after_incr, lim, soft_full) -> str:
         rto = ctx.volumes.rto_s[v]
@@ -593,7 +767,8 @@ class PredictiveScheduler:
         up = fc.upper[active, i0]
         thr = self.threshold(ctx)
         r_imp = rate_for_impact(up[:, 0], up[:, 1], max_iops, max_mbps, thr)
-        r_max = rate_for_utilisation(up[:, 0], up[:, 1], max_iops, max_mbps, p.max_util)
+        mu = fc.mean[active, i0]
+        r_max = rate_for_utilisation(mu[:, 0], mu[:, 1], max_iops, max_mbps, p.max_util)
         rpo = ctx.volumes.rpo_s[active]
         latest_end = ctx.last_snapshot_t[active] + rpo - self._margin(rpo)
         left = latest_end - t

@@ -1,0 +1,360 @@
+"""The predictive (PIOP) policy and the oracle bound: behaviour that must hold.
+
+Small fleets, hours to two days, a tiny periodic load defined here, and a forecast
+provider that hands the scheduler the true future (so behaviour is tested apart from
+forecast error), or no forecast at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import schedulers
+from schedulers.predictive import PredictiveParams, PredictiveScheduler
+from sim.devices import DEVICE_CLASSES, impact, rate_for_impact
+from sim.model import Simulation
+from sim.spec import SimSpec, VolumeSpec
+from sim.tiers import TierSpec
+from sim.types import BackupKind, Forecast, LoadLabel, Start
+from workloads.base import LoadBlock, VolumeMeta, WorkingSet
+from workloads.constant import constant
+
+TIERS = (
+    TierSpec("ssd", "ssd", 1500.0, 1200.0, 4, 1e14, 0.08, 0),
+    TierSpec("hdd", "hdd", 600.0, 300.0, 8, 1e15, 0.015, 1),
+)
+SSD = DEVICE_CLASSES["ssd"]  # 80,000 IOPS, 500 MB/s
+STEP = 300.0
+THRESHOLD = 0.2
+
+
+def make_spec(n=2, hours=48.0, used_gb=50.0, rpo_h=8.0, rto_h=4.0, **kw) -> SimSpec:
+    vols = tuple(VolumeSpec(f"v{i}", SSD, used_gb * 1e9, rpo_h * 3600, rto_h * 3600) for i in range(n))
+    return SimSpec(vols, TIERS, duration_s=hours * 3600, impact_threshold=THRESHOLD, **kw)
+
+
+@dataclasses.dataclass
+class Segment:
+    """From `start_h` (phase within the period) on: this load, until the next segment."""
+
+    start_h: float
+    iops: float
+    mbps: float
+    write_frac: float = 0.3
+
+
+class PeriodicLoad:
+    """Every volume repeats the same piecewise-constant load with period `period_h`."""
+
+    def __init__(self, n: int, segments: list[Segment], period_h: float, tick_s: float = 10.0, zipf_s: float = 1.7):
+        self.tick_s = tick_s
+        self.period_s = period_h * 3600.0
+        self.segments = sorted(segments, key=lambda s: s.start_h)
+        self.volumes = [VolumeMeta(f"v{i}", "periodic", {}, WorkingSet(zipf_s)) for i in range(n)]
+
+    def at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        phase = np.mod(t, self.period_s) / 3600.0
+        starts = np.array([s.start_h for s in self.segments])
+        idx = np.searchsorted(starts, phase, side="right") - 1  # phase before the first start: last segment
+        iops = np.array([s.iops for s in self.segments])[idx]
+        mbps = np.array([s.mbps for s in self.segments])[idx]
+        wf = np.array([s.write_frac for s in self.segments])[idx]
+        return iops, mbps, wf
+
+    def block(self, start_tick: int, n_ticks: int) -> LoadBlock:
+        t = (start_tick + np.arange(n_ticks)) * self.tick_s
+        iops, mbps, wf = self.at(t)
+        v = len(self.volumes)
+
+        def col(x):
+            return np.repeat(x.astype(np.float32)[:, None], v, axis=1)
+
+        z = np.zeros((n_ticks, v), np.float32)
+        return LoadBlock(
+            start_tick=start_tick,
+            read_iops=col(iops * (1 - wf)),
+            write_iops=col(iops * wf),
+            read_mbps=col(mbps * (1 - wf)),
+            write_mbps=col(mbps * wf),
+            cpu_pct=z + 10,
+            mem_pct=z + 50,
+            net_mbps=z,
+        )
+
+    def describe(self) -> dict:
+        return {"workload": "periodic-test"}
+
+    def phase_h(self, t: float) -> float:
+        return (t % self.period_s) / 3600.0
+
+
+class TrueFuture:
+    """A forecast provider that returns the true step means (upper = mean x `upper`)."""
+
+    def __init__(self, load, horizon_h: float = 6.0, upper: float = 1.1, burst: tuple[float, float] | None = None):
+        self.load = load
+        self.h = int(round(horizon_h * 3600 / STEP))
+        self.upper = upper
+        self.burst = burst  # (start_h, end_h) within the period labelled BURST
+        self.updates = 0
+
+    def update(self, history) -> Forecast:
+        self.updates += 1
+        origin = history.end_t
+        per = int(round(STEP / self.load.tick_s))
+        blk = self.load.block(int(round(origin / self.load.tick_s)), self.h * per)
+        iops = blk.iops.reshape(self.h, per, -1).mean(axis=1).T  # [V, H]
+        mbps = blk.mbps.reshape(self.h, per, -1).mean(axis=1).T
+        mean = np.stack([iops, mbps], -1).astype(float)
+        labels = np.zeros(iops.shape, np.int8)
+        if self.burst is not None:
+            mid = origin + (np.arange(self.h) + 0.5) * STEP
+            ph = np.array([self.load.phase_h(x) for x in mid])
+            labels[:, (ph >= self.burst[0]) & (ph < self.burst[1])] = LoadLabel.BURST
+        return Forecast(origin, STEP, mean, mean * self.upper, labels, 0.9, "truth")
+
+
+class Recorder:
+    """Wraps a scheduler; keeps every action with the restore-point age when it was taken."""
+
+    name = "recorder"
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.log: list[tuple[float, object, float, float]] = []
+
+    def decide(self, ctx):
+        acts = self.inner.decide(ctx)
+        for a in acts:
+            self.log.append((ctx.t, a, float(ctx.rp_age_s[a.volume]), float(ctx.volumes.rpo_s[a.volume])))
+        return acts
+
+
+# a 6-hour cycle: busy (50 % utilisation by IOPS) except a 1.5 h quiet window at 4.0-5.5 h
+QUIET = (4.0, 5.5)
+CYCLE = [Segment(0.0, 40_000, 100), Segment(QUIET[0], 800, 4), Segment(QUIET[1], 40_000, 100)]
+
+
+def run(spec, load, policy="predictive", forecasts=None, **params):
+    sched = Recorder(schedulers.SCHEDULERS.create(policy, **params))
+    result = Simulation(spec, load, sched, forecasts=forecasts).run()
+    return result, sched
+
+
+def starts(sched) -> list[tuple[float, Start, float, float]]:
+    return [(t, a, age, rpo) for t, a, age, rpo in sched.log if isinstance(a, Start)]
+
+
+# ----------------------------------------------------------------------------- registry & params
+
+
+def test_registered_and_params_validated():
+    assert {"predictive", "oracle"} <= set(schedulers.SCHEDULERS.names())
+    oracle = schedulers.SCHEDULERS.create("oracle")
+    assert isinstance(oracle, PredictiveScheduler) and oracle.name == "oracle"
+    with pytest.raises(TypeError, match="bogus"):
+        schedulers.SCHEDULERS.create("predictive", bogus=1)
+    with pytest.raises(ValueError):
+        PredictiveParams(max_util=1.5)
+    # every field has a documented default
+    doc = PredictiveParams.__doc__
+    for f in dataclasses.fields(PredictiveParams):
+        assert f.name in doc, f"{f.name} is not documented"
+
+
+# ----------------------------------------------------------------------------- when
+
+
+def test_starts_backups_inside_the_known_quiet_window():
+    load = PeriodicLoad(2, CYCLE, period_h=6.0)
+    spec = make_spec(n=2, hours=48, rpo_h=8.0)
+    r, sched = run(spec, load, forecasts=TrueFuture(load))
+    st = starts(sched)
+    assert len(st) >= 2 * 5  # at least one backup every RPO interval
+    for t, a, _, _ in st:
+        assert QUIET[0] <= load.phase_h(t) < QUIET[1], f"backup of v{a.volume} started at phase {load.phase_h(t):.2f} h"
+        assert not a.forced
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+    # the same load, backed up on a fixed schedule, hurts production far more
+    fixed, _ = run(spec, load, "fixed", incremental_every_h=4)
+    assert r.fleet["impact_io_mean"] < 0.2 * fixed.fleet["impact_io_mean"]
+
+
+def test_backs_up_more_often_when_quiet():
+    """12 h cycles: 3 quiet hours, then 9 busy ones (longer than the 4 h RPO)."""
+    load = PeriodicLoad(1, [Segment(0.0, 800, 4), Segment(3.0, 40_000, 100)], period_h=12.0)
+    r, sched = run(make_spec(n=1, hours=48, rpo_h=4.0), load, forecasts=TrueFuture(load))
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+    phases = np.array([load.phase_h(t) for t, *_ in starts(sched)])
+    quiet_rate = np.sum(phases < 3.0) / (4 * 3.0)  # backups per quiet hour
+    busy_rate = np.sum(phases >= 3.0) / (4 * 9.0)
+    assert quiet_rate > 2.0 * busy_rate
+    assert quiet_rate > 1.0 / 4.0  # more often than the RPO requires
+    # the last quiet backup comes late in the window, so the busy stretch starts covered
+    assert any(2.5 <= ph < 3.0 for ph in phases)
+
+
+@pytest.mark.parametrize("provider", ["none", "truth"])
+def test_never_misses_rpo_when_capacity_suffices(provider):
+    load = constant(count=3, tick_s=10.0, read_iops=20_000, write_iops=10_000, read_mbps=120, write_mbps=60)
+    spec = make_spec(n=3, hours=24, rpo_h=2.0)
+    r, sched = run(spec, load, forecasts=None if provider == "none" else TrueFuture(load))
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+    assert r.fleet["rpo_violations"] == 0
+    assert r.fleet["worst_rp_age_h"] <= 2.0
+    assert r.fleet["jobs_incremental"] >= 3 * 11
+    if provider == "none":
+        assert all("no forecast" in a.reason for _, a, _, _ in starts(sched))
+
+
+# ----------------------------------------------------------------------------- how hard
+
+
+def test_throttles_to_keep_predicted_impact_under_threshold():
+    # 40 % utilisation (by MB/s): an unthrottled backup would push latency far past +20 %
+    prod_iops, prod_mbps = 8_000.0, 200.0
+    load = constant(count=1, tick_s=10.0, read_iops=prod_iops * 0.7, write_iops=prod_iops * 0.3, read_mbps=prod_mbps * 0.7, write_mbps=prod_mbps * 0.3)
+    spec = make_spec(n=1, hours=8, used_gb=100.0, rpo_h=4.0)
+    r, sched = run(spec, load, forecasts=TrueFuture(load, upper=1.0), full_every_h=1.0, full_early_h=0.0)
+    rated = [(t, a) for t, a, _, _ in sched.log if getattr(a, "rate_mbps", None) is not None]
+    assert any(isinstance(a, Start) and a.kind == BackupKind.FULL for _, a in rated)
+    for _, a in rated:
+        predicted = float(impact(prod_iops, prod_mbps, a.rate_mbps, SSD.max_iops, SSD.max_mbps))
+        assert predicted <= THRESHOLD + 1e-9
+        assert "impact" in a.reason
+    assert r.fleet["impact_p99"] <= THRESHOLD * 1.05  # the histogram's bin edge is at most 5 % high
+    assert r.fleet["io_over_threshold_pct"] == 0.0
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+    # the full moved at about the threshold-limited rate, not at the device's limit
+    limit = float(rate_for_impact(prod_iops, prod_mbps, SSD.max_iops, SSD.max_mbps, THRESHOLD))
+    full = r.jobs[r.jobs["kind"] == "full"].iloc[0]
+    assert (full["complete_t"] - full["snapshot_t"]) >= 100e9 / (limit * 1e6) * 0.95
+
+
+def test_rethrottles_as_the_forecast_changes_and_pauses_through_bursts():
+    # quiet, then a 30-minute burst (the device nearly saturated), then moderate load, then
+    # quiet again; a long full runs across all of it
+    segs = [Segment(0.0, 1_000, 10), Segment(2.0, 60_000, 480), Segment(2.5, 16_000, 100), Segment(4.5, 1_000, 10)]
+    load = PeriodicLoad(1, segs, period_h=24.0)
+    spec = make_spec(n=1, hours=7, used_gb=700.0, rpo_h=8.0)
+    provider = TrueFuture(load, burst=(2.0, 2.5))
+    r, sched = run(spec, load, forecasts=provider, full_every_h=1.0, full_early_h=0.0, lookahead=False)
+    log = [(t, a) for t, a, _, _ in sched.log]
+    kinds = [type(a).__name__ for _, a in log]
+    assert "Pause" in kinds and "Resume" in kinds and "Throttle" in kinds
+    t_pause = next(t for t, a in log if type(a).__name__ == "Pause")
+    t_resume = next(t for t, a in log if type(a).__name__ == "Resume")
+    assert 2.0 * 3600 <= t_pause < 2.0 * 3600 + STEP  # paused when the predicted burst starts
+    assert 2.5 * 3600 <= t_resume < 2.5 * 3600 + STEP  # and resumed when it is over
+    assert "burst" in next(a.reason for _, a in log if type(a).__name__ == "Pause")
+    # after the burst the rate is what the moderate load allows (under the threshold there),
+    # and it goes up again when the forecast shows the load falling at 4.5 h
+    resumed = next(a for t, a in log if type(a).__name__ == "Resume")
+    assert float(impact(16_000, 100, resumed.rate_mbps, SSD.max_iops, SSD.max_mbps)) <= THRESHOLD + 1e-9
+    up = next(a for t, a in log if type(a).__name__ == "Throttle" and 4.5 * 3600 <= t < 4.5 * 3600 + STEP)
+    assert up.rate_mbps > resumed.rate_mbps
+    assert float(impact(1_000, 10, up.rate_mbps, SSD.max_iops, SSD.max_mbps)) <= THRESHOLD + 1e-9
+    assert r.jobs.iloc[0]["pauses"] >= 1
+    s = r.series
+    during = s[(s["t"] >= 2.0 * 3600 + 60) & (s["t"] < 2.5 * 3600)]
+    assert during["backup_mbps"].max() == 0.0
+
+
+# ----------------------------------------------------------------------------- what
+
+
+def test_differential_when_the_chain_would_break_the_rto():
+    # a 50 GB volume restores in ~100 s from SSD; every incremental adds 60 s: an RTO of
+    # 10 minutes allows a handful of incrementals, then a differential resets the chain
+    load = constant(count=1, tick_s=10.0, read_iops=2_000, write_iops=2_000, read_mbps=20, write_mbps=20)
+    spec = make_spec(n=1, hours=24, used_gb=50.0, rpo_h=1.0, rto_h=10 / 60)
+    r, sched = run(spec, load, forecasts=TrueFuture(load))
+    assert r.fleet["jobs_differential"] >= 1
+    assert r.fleet["rto_compliance_pct"] == 100.0
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+    diffs = [a for _, a, _, _ in starts(sched) if a.kind == BackupKind.DIFFERENTIAL]
+    assert all("RTO" in a.reason for a in diffs)
+    # no chain ever grew past what the RTO allows
+    assert r.series["rto_estimate_s"].max() <= 600.0
+
+
+def test_full_when_the_differential_would_be_as_large():
+    # a small, write-heavy volume: soon most of it has changed since the full
+    load = constant(count=1, tick_s=10.0, read_iops=500, write_iops=4_000, read_mbps=10, write_mbps=60)
+    spec = make_spec(n=1, hours=24, used_gb=4.0, rpo_h=1.0, rto_h=6 / 60)
+    r, sched = run(spec, load, forecasts=TrueFuture(load))
+    assert r.fleet["jobs_full"] >= 1
+    assert r.fleet["rto_compliance_pct"] == 100.0
+    fulls = [a for _, a, _, _ in starts(sched) if a.kind == BackupKind.FULL]
+    assert all("differential too large" in a.reason or "RTO" in a.reason for a in fulls)
+
+
+# ----------------------------------------------------------------------------- safety
+
+
+def test_forced_decisions_happen_only_near_the_deadline():
+    # quiet, then 6 h of load (85 % of the device's MB/s) under which the threshold rate is
+    # too slow for the volume's changes within its 2 h RPO: then, and only then, RPO wins
+    heavy_iops, heavy_mbps = 20_000.0, 425.0
+    segs = [Segment(0.0, 1_000, 10), Segment(4.0, heavy_iops, heavy_mbps, write_frac=0.6), Segment(10.0, 1_000, 10)]
+    load = PeriodicLoad(1, segs, period_h=24.0)
+    spec = make_spec(n=1, hours=16, used_gb=1000.0, rpo_h=2.0, rto_h=12.0)
+    r, sched = run(spec, load, forecasts=TrueFuture(load, upper=1.0))
+    forced = [(t, a, age, rpo) for t, a, age, rpo in starts(sched) if a.forced]
+    assert len(forced) >= 2, "the heavy period should force backups"
+    acceptable = float(rate_for_impact(heavy_iops, heavy_mbps, SSD.max_iops, SSD.max_mbps, THRESHOLD))
+    headroom = 0.95 * SSD.max_mbps - heavy_mbps
+    p = PredictiveParams()
+    jobs = r.jobs.set_index("queued_t")
+    for t, a, age, rpo in forced:
+        assert 4.0 <= load.phase_h(t) < 10.0
+        size = jobs.loc[t, "size_bytes"]
+        left = rpo - age - max(p.deadline_margin_s, p.deadline_margin_frac * rpo)
+        # at the acceptable rate it would not finish in time (with the policy's duration safety)
+        assert size * p.duration_safety / (acceptable * 1e6) > left
+        assert acceptable < a.rate_mbps < headroom  # over the threshold, but the least harmful rate, not flat out
+        assert "forced" in a.reason and "deadline" in a.reason
+    assert r.fleet["forced_decisions"] == len(forced)
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+    # with load the threshold can live with, nothing is forced
+    calm = PeriodicLoad(2, CYCLE, period_h=6.0)
+    r2, _ = run(make_spec(n=2, hours=24, rpo_h=2.0), calm, forecasts=TrueFuture(calm))
+    assert r2.fleet["forced_decisions"] == 0
+    assert r2.fleet["rpo_compliance_pct"] == 100.0
+
+
+# ----------------------------------------------------------------------------- where & logging
+
+
+def test_tier_choice_follows_rto_pressure_and_cost():
+    load = PeriodicLoad(1, CYCLE, period_h=6.0)
+    # relaxed RTO: the cheap HDD tier; tight RTO for a big volume: the fast-restore SSD tier
+    r, sched = run(make_spec(n=1, hours=12, rpo_h=8.0, rto_h=8.0), load, forecasts=TrueFuture(load))
+    assert {a.tier for _, a, _, _ in starts(sched)} == {1}
+    load2 = PeriodicLoad(1, CYCLE, period_h=6.0)
+    r2, sched2 = run(
+        make_spec(n=1, hours=12, used_gb=600.0, rpo_h=8.0, rto_h=0.35), load2, forecasts=TrueFuture(load2), full_every_h=1.0, full_early_h=0.0
+    )
+    fulls = [a for _, a, _, _ in starts(sched2) if a.kind == BackupKind.FULL]
+    assert fulls and all(a.tier == 0 for a in fulls)
+    assert "RTO pressure" in fulls[0].reason
+
+
+def test_every_decision_names_its_forecast_facts():
+    load = PeriodicLoad(1, CYCLE, period_h=6.0)
+    r, _ = run(make_spec(n=1, hours=12), load, forecasts=TrueFuture(load))
+    d = r.decisions
+    assert len(d) >= 1
+    for reason in d["reason"]:
+        assert "forecast truth" in reason and "deadline in" in reason and "impact" in reason
+
+
+def test_oracle_is_the_same_policy():
+    load = PeriodicLoad(2, CYCLE, period_h=6.0)
+    spec = make_spec(n=2, hours=24)
+    a, _ = run(spec, load, "predictive", forecasts=TrueFuture(load))
+    b, _ = run(spec, load, "oracle", forecasts=TrueFuture(load))
+    assert a.jobs[["volume", "kind", "snapshot_t", "complete_t"]].equals(b.jobs[["volume", "kind", "snapshot_t", "complete_t"]])
