@@ -289,9 +289,11 @@ def report(
             console.print(f"  skipped {k}: {why}")
 
 
+from experiments.forecast_cli import forecast_app  # noqa: E402
 from experiments.trace_cli import trace_app  # noqa: E402
 
 app.add_typer(trace_app, name="trace", help="Inspect and convert real I/O traces.")
+app.add_typer(forecast_app, name="forecast", help="Backtest forecasters on traces or synthetic fleets.")
 
 
 def main() -> None:  # pragma: no cover - console script shim
