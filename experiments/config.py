@@ -167,19 +167,24 @@ def parse_config(data: Any, path: Path | str = "<config>") -> ExperimentConfig:
     return cfg
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Read and validate a YAML experiment config."""
-    path = Path(path)
+def read_yaml(path: Path, what: str = "YAML config") -> Any:
+    """Parse a YAML file, turning a missing file or a syntax error into a one-line `UserError`."""
     if not path.exists():
         raise UserError(f"{path}: no such file")
     if path.is_dir():
-        raise UserError(f"{path}: is a folder, expected a YAML config file")
+        raise UserError(f"{path}: is a folder, expected a {what} file")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise UserError(f"{path}:{where} malformed YAML: {getattr(err, 'problem', err)}") from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate a YAML experiment config."""
+    path = Path(path)
+    data = read_yaml(path)
     if isinstance(data, dict) and overrides:
         data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
     return parse_config(data, path)

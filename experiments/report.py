@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from experiments.compare import METRICS, Comparison, analyse, format_ci, metric, workload_rows  # noqa: E402
+from experiments.compare import METRICS, Comparison, analyse, format_ci, metric, summary_table, workload_rows  # noqa: E402
 from experiments.errors import UserError  # noqa: E402
 from experiments.results import is_finished, read_summary  # noqa: E402
 
@@ -653,12 +653,7 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, html: b
     comparison_bars(comp, out_dir / "comparison.png")
     img(out_dir / "comparison.png", "policy comparison")
     keys = [m.key for m in METRICS if m.key in comp.summary]
-    rows = []
-    for r in comp.summary.to_dict(orient="records"):
-        row = {"policy": r["policy"], "n": r["n"]}
-        for k in keys:
-            row[k] = format_ci(r[k], r[f"{k}_lo"], r[f"{k}_hi"], metric(k).fmt)
-        rows.append(row)
+    rows, _ = summary_table(comp, keys)
     md.append("Mean ± half-width of the confidence interval over seeds:\n")
     md.append(md_table(rows, [("policy", "policy"), ("n", "seeds")] + [(k, f"{metric(k).label} ({metric(k).unit})") for k in keys]))
     if len(comp.policies) > 1:

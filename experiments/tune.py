@@ -45,7 +45,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from experiments.config import ExperimentConfig, PolicyConfig, _format_validation, load_config, parse_config
+from experiments.config import ExperimentConfig, PolicyConfig, _format_validation, load_config, parse_config, read_yaml
 from experiments.errors import UserError
 from experiments.results import write_json
 
@@ -197,16 +197,7 @@ class Tuning:
 
 def load_tuning(path: str | Path, trials: int | None = None, study: str | None = None, duration_h: float | None = None) -> Tuning:
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, expected a tuning YAML")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{path}:{where} malformed YAML: {getattr(err, 'problem', err)}") from None
+    data = read_yaml(path, "tuning YAML")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of settings at the top level")
     try:
