@@ -228,29 +228,32 @@ def best_forecaster(summary: pd.DataFrame, column: str = "rel_mbps_mean_1h") -> 
 
 
 def plot(res: BacktestResult, history: LoadHistory, path, forecasters: list[str] | None = None, n_volumes: int = 4, context_days: float = 1.0, quantile: float = 0.9) -> None:
-    """Forecast vs actual MB/s with the upper-quantile band, at the last origin, for the busiest volumes."""
+    """Forecast vs actual MB/s with the upper-quantile band for the busiest volumes, each at
+    the origin whose next horizon was busiest for it (where forecasting matters)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import pandas as pd
 
     forecasters = [f for f in (forecasters or list(res.mean)) if f in res.mean][:4]
     H = res.truth.shape[2]
     busiest = np.argsort(-res.truth[:, :, :, 1].mean(axis=(0, 2)))[:n_volumes]
-    i = len(res.origins) - 1
-    o = int(res.origins[i])
-    ctx = min(o, steps(context_days * 86_400.0, res.step_s))
     fig, axes = plt.subplots(len(busiest), 1, figsize=(11, 2.6 * len(busiest)), squeeze=False)
     hours = lambda a, b: np.arange(a, b) * res.step_s / 3600.0  # noqa: E731
     for ax, v in zip(axes[:, 0], busiest, strict=False):
+        i = int(np.argmax(res.truth[:, v, :, 1].mean(axis=1)))
+        o = int(res.origins[i])
+        ctx = min(o, steps(context_days * 86_400.0, res.step_s))
         ax.plot(hours(-ctx + 1, 1), history.mbps[o - ctx : o, v], color="grey", lw=0.8, label="observed")
         ax.plot(hours(1, H + 1), res.truth[i, v, :, 1], color="black", lw=1.0, label="actual")
         for k, f in enumerate(forecasters):
             c = f"C{k}"
-            ax.plot(hours(1, H + 1), res.mean[f][i, v, :, 1], color=c, lw=1.2, label=f)
-            ax.fill_between(hours(1, H + 1), res.mean[f][i, v, :, 1], res.upper[f][i, v, :, 1], color=c, alpha=0.15)
+            ax.fill_between(hours(1, H + 1), res.mean[f][i, v, :, 1], res.upper[f][i, v, :, 1], color=c, alpha=0.12, lw=0)
+            ax.plot(hours(1, H + 1), res.mean[f][i, v, :, 1], color=c, lw=1.3, label=f)
         ax.axvline(0, color="grey", ls=":", lw=0.8)
-        ax.set_title(f"{res.volume_ids[v]} ({res.kinds[v]}): MB/s, shaded up to P{round(100 * quantile)}", fontsize=9)
+        when = pd.Timestamp(history.start_epoch + o * res.step_s, unit="s").strftime("%Y-%m-%d %H:%M UTC")
+        ax.set_title(f"volume {res.volume_ids[v]} ({res.kinds[v]}), origin {when}: MB/s, shaded from forecast to P{round(100 * quantile)}", fontsize=9)
         ax.set_xlabel("hours from forecast origin")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8, ncol=len(forecasters) + 2)

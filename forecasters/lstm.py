@@ -7,9 +7,10 @@ Per volume and forecast origin `t` (the first unobserved step) the model sees:
   features of each step (the LSTM's input sequence);
 - the application kind (one-hot of `history.kinds`), the calendar at the origin, the
   volume's scale and whether a week of history exists (static inputs);
-- six *candidate* forecasts for every target step: the last hour's mean and median,
-  the daily and weekly seasonal naive values, and the mean and median over the last
-  `days` days at the same time of day.
+- nine *candidate* forecasts for every target step: the last hour's mean and median,
+  the last 6 h's median, the daily and weekly seasonal naive values, the mean and median
+  over the last `days` days at the same time of day, and the (trailing) hourly mean one
+  day before and its median over the last `days` days.
 
 All load values are scaled per sample as `z = log1p(x / s)` with `s` the volume's mean
 over the week before the origin, so one model serves volumes of any size. The network
@@ -43,7 +44,7 @@ from forecasters.seasonal import SeasonalNaive
 from sim.types import Forecast, LoadHistory
 
 KIND_VOCAB: tuple[str, ...] = ("database", "vm", "fileserver", "other")
-N_CAND = 6
+N_CAND = 9
 N_SEQ = 11  # z(iops, mbps), z one day earlier (2), cpu, mem, net, tod sin/cos, week sin/cos
 N_STATIC = len(KIND_VOCAB) + 4 + 2 + 1
 _EPS = 1e-6
@@ -66,6 +67,7 @@ class _Arrays:
     """A history as tensors (time-major, like `LoadHistory`)."""
 
     y: torch.Tensor  # [T, V, 2] raw targets
+    csum: torch.Tensor  # [T + 1, V, 2] float64 cumulative sums of y (row i: sum of rows < i)
     cov: torch.Tensor  # [Tc, V, 3] covariates for rows cov_off .. cov_off + Tc - 1
     cov_off: int
     kinds: torch.Tensor  # [V, n_kinds]
@@ -78,7 +80,9 @@ def _arrays(history: LoadHistory, cov_from: int = 0) -> _Arrays:
     c = np.stack([history.cpu_pct[cov_from:] / 100.0, history.mem_pct[cov_from:] / 100.0, np.log1p(np.maximum(history.net_mbps[cov_from:], 0.0))], -1)
     cov = torch.from_numpy(np.nan_to_num(c.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0))
     t0 = history.start_epoch + (float(history.times[0]) if history.n_steps else 0.0)
-    return _Arrays(torch.nan_to_num(y.clamp(min=0.0)), cov, cov_from, _kinds_onehot(history.kinds), t0, history.step_s)
+    y = torch.nan_to_num(y.clamp(min=0.0))
+    csum = torch.cat([torch.zeros(1, *y.shape[1:], dtype=torch.float64), torch.cumsum(y, 0, dtype=torch.float64)])
+    return _Arrays(y, csum, cov, cov_from, _kinds_onehot(history.kinds), t0, history.step_s)
 
 
 class _Net(nn.Module):
@@ -194,10 +198,17 @@ class LSTMForecaster:
         c_kmed = yd.median(2).values
         wk_ok = t >= WK
         c_week = torch.where(wk_ok[:, None, None], a.y[(j - WK * torch.ceil(h / WK).long()).clamp(min=0), vv], c_day)
-        recent = a.y[widx[:, -P:], vv]  # [B, P, 2]
-        c_mean = recent.mean(1)[:, None, :].expand(-1, H, -1)
-        c_med = recent.median(1).values[:, None, :].expand(-1, H, -1)
-        cand = torch.log1p(torch.stack([c_mean, c_med, c_day, c_week, c_kmean, c_kmed], 2) / scale[:, None, None, :])
+        recent = a.y[(t[:, None] + torch.arange(-6 * P, 0)).clamp(min=0), vv]  # last 6 h [B, 6P, 2]
+        c_mean = recent[:, -P:].mean(1)[:, None, :].expand(-1, H, -1)
+        c_med = recent[:, -P:].median(1).values[:, None, :].expand(-1, H, -1)
+        c_med6 = recent.median(1).values[:, None, :].expand(-1, H, -1)
+        # hourly means ending at the same time on previous days (smoother seasonal values)
+        hi = idx_d + 1
+        hmean = (a.csum[hi, v[:, None, None]] - a.csum[(hi - P).clamp(min=0), v[:, None, None]]).float() / (hi - (hi - P).clamp(min=0)).clamp(min=1)[..., None].float()
+        c_hday = hmean[:, :, 0]
+        c_hkmed = hmean.median(2).values
+        cands = [c_mean, c_med, c_med6, c_day, c_week, c_kmean, c_kmed, c_hday, c_hkmed]
+        cand = torch.log1p(torch.stack(cands, 2).clamp(min=0.0) / scale[:, None, None, :])
         static = torch.cat([a.kinds[v], _calendar(a.t0 + t.double() * a.step_s), torch.log10(scale) / 3.0, wk_ok.float()[:, None]], -1)
         if not with_target:
             return seq, static, cand
@@ -253,7 +264,7 @@ class LSTMForecaster:
                 epochs, lr = self.warm_epochs, self.warm_lr
             a = _arrays(history)
             V = a.y.shape[1]
-            csum = torch.cat([torch.zeros(1, V, 2, dtype=torch.float64), torch.cumsum(a.y.double(), 0)])
+            csum = a.csum
             n_t = t_hi - t_lo + 1
             total = V * n_t
             per_epoch = min(self.samples_per_epoch, total)

@@ -133,7 +133,7 @@ def test_no_forecaster_sees_past_the_origin(spec):
     slow = spec.startswith(("ets", "lstm"))
     cfg = BacktestConfig(horizon_s=6 * 3600.0, n_origins=3 if slow else 4, train_days=5.0, retrain_hours=24.0)
     if spec == "lstm":
-        spec = "lstm:" + ":".join(f"{k}={v}" for k, v in {**TINY_LSTM, "epochs": 1, "samples_per_epoch": 256}.items())
+        spec = "lstm:" + ":".join(f"{k}={v}" for k, v in {**TINY_LSTM, "hidden": 8, "epochs": 1, "samples_per_epoch": 128, "batch_size": 64}.items())
     a = run_backtest(hist(y), [spec], cfg)
     k = len(a.origins) - 2  # spike right after the last-but-one origin
     b = run_backtest(hist(_spiked(y, int(a.origins[k]))), [spec], cfg)

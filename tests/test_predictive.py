@@ -197,6 +197,21 @@ def test_backs_up_more_often_when_quiet():
     assert any(2.5 <= ph < 3.0 for ph in phases)
 
 
+def test_quiet_window_found_with_the_seasonal_naive_forecaster():
+    """The real forecasting service: once a day of history exists, seasonal naive knows the window."""
+    service = pytest.importorskip("forecasters.service")
+    load = PeriodicLoad(1, [Segment(0.0, 30_000, 80), Segment(2.0, 600, 3), Segment(6.0, 30_000, 80)], period_h=24.0)
+    spec = make_spec(n=1, hours=72, rpo_h=30.0, rto_h=8.0)
+    forecasts = service.ForecastService("seasonal_naive", horizon_steps=72)
+    r, sched = run(spec, load, forecasts=forecasts)
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+    later = [(t, a) for t, a, _, _ in starts(sched) if t >= 24 * 3600]
+    assert later
+    for t, a in later:
+        assert 2.0 <= load.phase_h(t) < 6.0, f"started at {load.phase_h(t):.2f} h"
+        assert "seasonal_naive" in a.reason
+
+
 @pytest.mark.parametrize("provider", ["none", "truth"])
 def test_never_misses_rpo_when_capacity_suffices(provider):
     load = constant(count=3, tick_s=10.0, read_iops=20_000, write_iops=10_000, read_mbps=120, write_mbps=60)
