@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -13,34 +10,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from experiments.clitools import print_json, user_errors
 from experiments.errors import UserError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
-
-
-def user_errors(fn: Callable) -> Callable:
-    """Print a user's mistake as one line on stderr and exit 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from sim.registry import UnknownName
-        from workloads.traces.errors import TraceError
-
-        try:
-            return fn(*args, **kwargs)
-        except (UserError, TraceError, UnknownName, FileNotFoundError, IsADirectoryError, PermissionError) as err:
-            msg = str(err) if not isinstance(err, OSError) or not err.filename else f"{err.filename}: {err.strerror}"
-            typer.echo(f"error: {msg}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def print_json(data) -> None:
-    from experiments.results import _jsonable
-
-    sys.stdout.write(json.dumps(_jsonable(data), indent=2) + "\n")
 
 
 SUMMARY_COLUMNS = [

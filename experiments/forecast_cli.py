@@ -15,50 +15,23 @@ Forecasters are registry names with optional parameters: `seasonal_naive:season=
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
+
+from experiments.clitools import user_errors
+from experiments.errors import UserError
 
 forecast_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="Backtest the forecasters (predictive I/O profiler).")
 
 DEFAULT_FORECASTERS = "naive,seasonal_naive,seasonal_naive:season=weekly,seasonal_median,trailing_mean,trailing_median,ewma,blend,ets,arima,mstl,lstm,oracle"
 
 
-class _Usage(Exception):
-    """A user's mistake in this command's inputs."""
-
-
-def _user_errors(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from sim.registry import UnknownName
-
-        errors: tuple[type[BaseException], ...] = (_Usage, UnknownName, FileNotFoundError, IsADirectoryError, PermissionError)
-        try:
-            from experiments.errors import UserError
-
-            errors += (UserError,)
-        except ImportError:  # pragma: no cover
-            pass
-        try:
-            from workloads.traces import TraceError
-
-            errors += (TraceError,)
-        except ImportError:  # pragma: no cover
-            pass
-        try:
-            return fn(*args, **kwargs)
-        except errors as err:
-            msg = str(err) if not isinstance(err, OSError) or not err.filename else f"{err.filename}: {err.strerror}"
-            typer.echo(f"error: {msg.splitlines()[0] if msg else type(err).__name__}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
+_Usage = UserError  # a user's mistake in this command's inputs
+_user_errors = user_errors
 
 
 # ----------------------------------------------------------------------------- loading
