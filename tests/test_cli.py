@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import assert_one_line_error, piop
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "experiments" / "configs" / "default.yaml"
-
-
-def piop(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "experiments", *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT)
 
 
 def tiny_config(tmp_path: Path, **changes) -> Path:
@@ -26,15 +21,6 @@ def tiny_config(tmp_path: Path, **changes) -> Path:
     p = tmp_path / "tiny.yaml"
     p.write_text(yaml.safe_dump(cfg))
     return p
-
-
-def assert_one_line_error(proc, *needles):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def test_unknown_key(tmp_path):

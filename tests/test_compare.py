@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from cli_helpers import assert_one_line_error, piop
 from scipy import stats as st
 
 from experiments.compare import compare, parse_seeds
@@ -22,19 +23,6 @@ from experiments.errors import UserError
 from experiments.stats import paired_differences, summarise, t_ci
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def piop(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "experiments", *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT)
-
-
-def assert_one_line_error(proc, *needles):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def small_config(**changes) -> dict:

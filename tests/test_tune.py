@@ -4,14 +4,13 @@ config reproducing its trial, and one-line errors for bad search spaces and stor
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 import yaml
+from cli_helpers import assert_one_line_error, piop
 
 from experiments.config import load_config
 from experiments.errors import UserError
@@ -19,19 +18,6 @@ from experiments.runner import plans, simulate
 from experiments.tune import load_tuning, open_storage, pareto_mask, tune
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def piop(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "experiments", *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT)
-
-
-def assert_one_line_error(proc, *needles):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def make_spec(tmp_path: Path, **changes) -> Path:
