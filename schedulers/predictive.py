@@ -202,6 +202,8 @@ class _Plan:
     dur_now: np.ndarray  # planned duration if started now (s, unstretched)
     rate_thr: np.ndarray  # rate at the full threshold now (above it a start is forced)
     up_now: np.ndarray  # [P, 2] upper-quantile load forecast for the current step
+    latest_t: np.ndarray  # latest feasible start (now when none)
+    slot_s: np.ndarray  # tier-slot seconds the job needs (stretched duration)
     deadline: np.ndarray
     path: list
 
@@ -239,7 +241,7 @@ class PredictiveScheduler:
     def __init__(self, **params):
         self.params = PredictiveParams(**params)
         self._n = -1
-        self.stats = {"plans": 0, "planned_volumes": 0, "forced": 0, "late": 0, "quiet": 0, "window": 0}
+        self.stats = {"plans": 0, "planned_volumes": 0, "forced": 0, "late": 0, "contention": 0, "quiet": 0, "window": 0}
 
     # ------------------------------------------------------------------ state
     def _init(self, ctx: DecisionContext) -> None:
@@ -259,6 +261,10 @@ class PredictiveScheduler:
         self._kappa = np.full(n, np.nan)
         self._alpha = np.full(n, self.params.dirty_exponent)
         self._full_restore = np.full(n, np.nan)  # RTO estimate of a chain holding only the full
+        self._latest = np.full(n, np.inf)  # latest feasible start of each idle volume's next backup
+        self._slot_s = np.zeros(n)  # and the slot time it needs
+        self._slots_total = float(sum(t.slots for t in ctx.tiers))
+        self._typical_slot_s = 0.0  # EWMA of the slot time of the jobs started
         vt = ctx.volumes
         self._vmax = (vt.max_iops.astype(float), vt.max_mbps.astype(float))
         tiers = ctx.tiers
@@ -450,18 +456,31 @@ class PredictiveScheduler:
             feasible = feasible & ~(gate[:, None] & ~(cpb <= p.full_quiet_ratio * med[:, None]))
             any_f = feasible.any(axis=1)
         if p.lookahead and m > 1 and not greedy:
-            # in chunks of volumes: the path search holds [m, P, m] arrays
-            parts = []
-            for c in range(0, vols.size, _CHUNK):
-                sl = slice(c, c + _CHUNK)
-                parts.append(
-                    self._lookahead(
-                        p, vols[sl], m, s_t, io_cum[sl], io_step[sl], frac0, w0[sl], growth[sl], alpha[sl], size[sl, 0], first_cost[sl],
-                        cpb[sl], r[sl, :m], rpo[sl], margin[sl], med[sl], fc.origin_t + h * step, deadline[sl],
-                    )
+            h_end = fc.origin_t + h * step
+            # where the price per GB is flat over the horizon the cheapest sequence is known
+            # without a search: as few backups as possible, as late as possible (or none yet)
+            fin = np.where(np.isfinite(cpb), cpb, np.nan)
+            with np.errstate(all="ignore"):
+                lo, hi = np.nanmin(fin, axis=1), np.nanmax(fin, axis=1)
+            flat = any_f & (hi <= lo * (1.0 + p.window_tolerance) + 1e-12)
+            last = m - 1 - np.argmax(feasible[:, ::-1], axis=1)
+            best = np.where(any_f, np.where(deadline - margin >= h_end, -1, last), -1)
+            plan_cost = np.where(any_f, first_cost[np.arange(vols.size), np.maximum(last, 0)], np.inf)
+            wait_cost = np.full(vols.size, np.nan)
+            path: list = [None] * vols.size
+            search = np.flatnonzero(~flat)
+            # the rest in chunks of volumes: the path search holds [m, P, m] arrays
+            for c in range(0, search.size, _CHUNK):
+                sl = search[c : c + _CHUNK]
+                b, pc, wc, paths = self._lookahead(
+                    p, vols[sl], m, s_t, io_cum[sl], io_step[sl], frac0, w0[sl], growth[sl], alpha[sl], size[sl, 0], first_cost[sl],
+                    cpb[sl], r[sl, :m], rpo[sl], margin[sl], med[sl], h_end, deadline[sl],
                 )
-            best, plan_cost, wait_cost = (np.concatenate([q[i] for q in parts]) for i in range(3))
-            path = [x for q in parts for x in q[3]]
+                best[sl], plan_cost[sl], wait_cost[sl] = b, pc, wc
+                for i, q in enumerate(sl.tolist()):
+                    path[q] = paths[i]
+            for q in np.flatnonzero(flat & (best == 0)).tolist():
+                path[q] = [float(s_t[0])]
             score_now, score_best = first_cost[:, 0], plan_cost
         else:  # greedy: the latest start within tolerance of the cheapest cost per GB
             score = np.where(feasible, cpb, np.inf)
@@ -486,6 +505,11 @@ class PredictiveScheduler:
         rate_thr = np.minimum(rate_for_impact(up_i[:, 0], up_m[:, 0], max_iops[:, 0], max_mbps[:, 0], self.threshold(ctx) / p.impact_target), tier_share)
         forced = forced & (need > rate_thr)
         late = ~any_f & ~forced
+        # the latest feasible start and the slot time its job needs (tier contention check)
+        last = np.where(any_f, m - 1 - np.argmax(feasible[:, ::-1], axis=1), 0)
+        latest_t = np.where(any_f, s_t[last], t)
+        slot_s = np.take_along_axis(dur, last[:, None], 1)[:, 0]
+        slot_s = np.where(np.isfinite(slot_s), slot_s, np.where(np.isfinite(dur[:, 0]), dur[:, 0], h * step)) * p.duration_safety
         return _Plan(
             start_now=start_now | ~any_f,
             forced=forced,
@@ -505,6 +529,8 @@ class PredictiveScheduler:
             dur_now=dur[:, 0],
             rate_thr=rate_thr,
             up_now=np.stack([up_i[:, 0], up_m[:, 0]], -1),
+            latest_t=latest_t,
+            slot_s=slot_s,
             deadline=deadline,
             path=path,
         )
@@ -524,8 +550,8 @@ class PredictiveScheduler:
         io_end = io_cum[:, m - 1] + io_step[:, m - 1] * ((1.0 - frac0) if m == 1 else 1.0)
         wj = io_cum  # predicted I/O from now to each candidate start
         # [j', P, j] layout: the loop below reads one contiguous [P, j] slab per node j'
-        gap = np.maximum(wj.T[:, :, None] - wj[None, :, :], 1.0)
-        hop_size = np.maximum(np.exp(np.log(gap) * alpha[None, :, None]) * (growth * (1.0 + p.size_margin))[None, :, None], MB)
+        gap = np.maximum(wj.T[:, :, None] - wj[None, :, :], 1.0).astype(np.float32)
+        hop_size = np.maximum(np.exp(np.log(gap) * alpha.astype(np.float32)[None, :, None]) * (growth * (1.0 + p.size_margin)).astype(np.float32)[None, :, None], MB)
         cpb_t = cpb.T[:, :, None]  # cost per GB of the hop's own job, at j'
         over = p.job_overhead_gb * np.where(np.isfinite(cpb_t), cpb_t, 0.0)
         jj = np.arange(m)
@@ -644,7 +670,8 @@ class PredictiveScheduler:
         busy = np.array([tv.busy + tv.queued for tv in ctx.tiers], float)
         slots = np.array([tv.slots for tv in ctx.tiers], float)
         base_tier = self._fixed_tier if self._fixed_tier is not None else int(np.argmin(self._tier_score_base() + p.w_contention * busy / slots))
-        share = np.full(vols.size, self._ingest[base_tier] / (busy[base_tier] + 1.0))
+        # a job shares the tier's ingest with at most `slots` running jobs
+        share = np.full(vols.size, self._ingest[base_tier] / (min(busy[base_tier], slots[base_tier] - 1) + 1.0))
         kappa, alpha = self._kappa[vols], self._alpha[vols]
         if np.isnan(kappa).any():  # not fitted yet: through the current size
             w = self._io_since[vols]
@@ -669,9 +696,16 @@ class PredictiveScheduler:
                     else:
                         getattr(plan, f)[idx] = getattr(fplan, f)[take]
         self._wake[vols] = plan.wake_t
-        go = np.flatnonzero(plan.start_now)
+        self._latest[vols] = plan.latest_t
+        self._slot_s[vols] = plan.slot_s
+        crowd, crowd_why = self._contention(ctx, vols, plan)
+        go = np.flatnonzero(plan.start_now | crowd)
         if go.size == 0:
             return []
+        order = np.argsort(plan.latest_t[go], kind="stable")  # most urgent first: they queue first
+        go = go[order]
+        started = plan.slot_s[go]
+        self._typical_slot_s += min(1.0, started.size / 20.0) * (float(np.mean(started)) - self._typical_slot_s)
         occ = busy / slots
         free = slots - busy
         out: list[Action] = []
@@ -689,7 +723,7 @@ class PredictiveScheduler:
             rto_k = base + sizes[j] / (self._restore * MB)
             pressure = np.clip((rto_k / rto_s - p.rto_tight_frac) / max(1e-9, 1.0 - p.rto_tight_frac), 0.0, 1.0)
             job_rate = max(plan.rate_now[j], plan.need_rate[j] if plan.forced[j] or plan.late[j] else 0.0, p.min_rate_mbps)
-            share = self._ingest / (busy + 1.0)
+            share = self._ingest / (np.minimum(busy, slots - 1) + 1.0)
             short = np.clip(1.0 - share / job_rate, 0.0, 1.0)  # how much the tier's ingest share would slow this job
             tier, tier_why = self._choose_tier(ctx, occ, free, urgency, pressure, short)
             busy[tier] += 1
@@ -717,9 +751,15 @@ class PredictiveScheduler:
                 rate = float(min(max(plan.need_rate[j], rate), max(plan.max_rate[j], p.min_rate_mbps)))
                 head = f"last moment before the RPO deadline: no later window completes in time (needs {plan.need_rate[j]:.0f} MB/s)"
                 self.stats["late"] += 1
+            elif crowd[j] and not plan.start_now[j]:
+                head = crowd_why
+                self.stats["contention"] += 1
             elif plan.quiet[j]:
                 head = f"quiet now: {plan.cost_now[j]:.3g}/GB <= {p.quiet_ratio:g} x horizon median {plan.cost_median[j]:.3g}/GB"
                 self.stats["quiet"] += 1
+            elif plan.path[j] is not None and np.isnan(plan.cost_wait[j]):
+                head = f"flat predicted price over the horizon ({plan.cost_now[j]:.3g}): the latest start that meets the deadline"
+                self.stats["window"] += 1
             elif plan.path[j] is not None:
                 at = ", ".join(f"+{(x - ctx.t) / 3600:.1f}" for x in plan.path[j][:4]) + (" ..." if len(plan.path[j]) > 4 else "")
                 head = (
@@ -737,6 +777,42 @@ class PredictiveScheduler:
             out.append(Start(v, k, tier, rate, reason=why))
             self._io_since[v] = 0.0
         return out
+
+    def _contention(self, ctx: DecisionContext, vols: np.ndarray, plan: _Plan) -> tuple[np.ndarray, str]:
+        """Predicted tier contention: which of `vols` must start now so every idle volume's
+        backup still gets a tier slot before its latest feasible start.
+
+        An earliest-deadline-first test over the whole fleet (fluid approximation): sorted by
+        latest start L, a backup gets a slot once the backlog of queued and running jobs and
+        the slot time of the backups before it have drained through all tiers' slots; that
+        must happen by its L. Every volume up to the last one that would be late starts now
+        (they queue in this order).
+        """
+        idle = np.flatnonzero(ctx.job_state == _NONE)
+        out = np.zeros(vols.size, bool)
+        if idle.size == 0:
+            return out, ""
+        t = ctx.t
+        run = np.flatnonzero((ctx.job_state == _RUNNING) | (ctx.job_state == _PAUSED))
+        thr = ctx.job_throttle_mbps[run]
+        rate = np.maximum(np.where(np.isfinite(thr), np.maximum(thr, ctx.job_rate_mbps[run]), ctx.job_rate_mbps[run]), self.params.min_rate_mbps)
+        backlog = float(np.minimum(ctx.job_remaining_bytes[run] / (rate * MB), 86_400.0).sum())
+        backlog += int(np.sum(ctx.job_state == _QUEUED)) * self._typical_slot_s
+        order = idle[np.argsort(self._latest[idle], kind="stable")]
+        need = np.cumsum(self._slot_s[order]) - self._slot_s[order] + backlog  # work ahead of each
+        avail = self._slots_total * np.maximum(self._latest[order] - t, 0.0)
+        over = np.flatnonzero(need > avail)
+        if over.size == 0:
+            return out, ""
+        k = int(over[-1])  # every volume up to the last prefix that does not fit
+        crowded = np.zeros(ctx.volumes.n, bool)
+        crowded[order[: k + 1]] = True
+        out = crowded[vols]
+        why = (
+            f"tier contention: {k + 1} backups due by +{(self._latest[order[k]] - t) / 3600:.1f} h need "
+            f"{need[k] / 3600:.1f} slot-hours, {avail[k] / 3600:.1f} available in {int(self._slots_total)} slots: start early"
+        )
+        return out, why
 
     def _impact(self, v: int, up: np.ndarray, rate: float) -> float:
         return float(impact(up[0], up[1], rate, self._vmax[0][v], self._vmax[1][v]))
@@ -757,7 +833,7 @@ class PredictiveScheduler:
     def _control(self, ctx: DecisionContext, fc) -> list[Action]:
         """Re-throttle, pause and resume jobs for the current forecast step."""
         p = self.params
-        active = np.flatnonzero(ctx.job_state != _NONE)
+        active = np.flatnonzero((ctx.job_state == _RUNNING) | (ctx.job_state == _PAUSED))
         if active.size == 0:
             return []
         t = ctx.t

@@ -328,8 +328,8 @@ def test_forced_decisions_happen_only_near_the_deadline():
         assert 4.0 <= load.phase_h(t) < 10.0
         size = jobs.loc[t, "size_bytes"]
         left = rpo - age - max(p.deadline_margin_s, p.deadline_margin_frac * rpo)
-        # at the acceptable rate it would not finish in time (with the policy's duration safety)
-        assert size * p.duration_safety / (acceptable * 1e6) > left
+        # at the acceptable rate it would not finish in time (the policy's size and duration margins)
+        assert size * (1 + p.size_margin) * p.duration_safety / (acceptable * 1e6) > left
         assert acceptable < a.rate_mbps < headroom  # over the threshold, but the least harmful rate, not flat out
         assert "forced" in a.reason and "deadline" in a.reason
     assert r.fleet["forced_decisions"] == len(forced)
