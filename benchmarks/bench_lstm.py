@@ -3,7 +3,8 @@
 Figures (targets from issue 4):
 - full training: 100 volumes x 30 days of 5-minute data (target < 2 min),
 - warm-start retraining after one more day of data (target < 15 s),
-- prediction latency for 1,000 volumes in one batch (target < 50 ms; median of repeats).
+- prediction latency for 1,000 volumes in one batch (target < 50 ms; median of repeats),
+  at the horizon the experiments ask for (6 h = 72 steps) and at the model's full day.
 
 Load comes from the synthetic generators (database / vm / file server, equal shares)
 when `workloads.synthetic` is present, else from a seeded NumPy stand-in.
@@ -68,7 +69,7 @@ def head(h: LoadHistory, n: int) -> LoadHistory:
     return LoadHistory(h.step_s, h.start_epoch, h.times[:n], h.iops[:n], h.mbps[:n], h.cpu_pct[:n], h.mem_pct[:n], h.net_mbps[:n], h.kinds)
 
 
-def run(volumes: int, days: float, predict_volumes: int, repeats: int, seed: int, epochs: int | None) -> dict:
+def run(volumes: int, days: float, predict_volumes: int, repeats: int, seed: int, epochs: int | None, predict_steps: tuple[int, ...] = (72, 288)) -> dict:
     import torch
 
     from forecasters.lstm import LSTMForecaster
@@ -91,13 +92,17 @@ def run(volumes: int, days: float, predict_volumes: int, repeats: int, seed: int
     warm = f.last_fit
 
     wide = widen(head(full, min(full.n_steps, int(9 * 86400 / STEP))), predict_volumes, seed)
-    horizon = int(f.horizon_s / STEP)
-    f.predict(wide, horizon)  # warm-up
-    lat = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fc = f.predict(wide, horizon)
-        lat.append(time.perf_counter() - t0)
+    latency = {}
+    for horizon in predict_steps:
+        f.predict(wide, horizon)  # warm-up
+        lat = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fc = f.predict(wide, horizon)
+            lat.append(time.perf_counter() - t0)
+        assert fc.mean.shape == (predict_volumes, horizon, 2)
+        latency[horizon] = {"median_ms": 1e3 * statistics.median(lat), "p90_ms": 1e3 * float(np.quantile(lat, 0.9))}
+    first_h = predict_steps[0]
     return {
         "torch_threads": torch.get_num_threads(),
         "data_gen_s": gen_s,
@@ -110,15 +115,12 @@ def run(volumes: int, days: float, predict_volumes: int, repeats: int, seed: int
         "warm_retrain_epochs": warm.get("epochs"),
         "warm_start": bool(warm.get("warm")),
         "predict_volumes": predict_volumes,
-        "predict_horizon_steps": horizon,
-        "predict_ms_median": 1e3 * statistics.median(lat),
-        "predict_ms_p90": 1e3 * float(np.quantile(lat, 0.9)),
-        "predict_shape": list(fc.mean.shape),
+        "predict_ms": {str(h): v for h, v in latency.items()},
         "targets": {"full_train_s": 120.0, "warm_retrain_s": 15.0, "predict_ms": 50.0},
         "met": {
             "full_train": full_s < 120.0,
             "warm_retrain": warm_s < 15.0,
-            "predict": 1e3 * statistics.median(lat) < 50.0,
+            "predict": latency[first_h]["median_ms"] < 50.0,
         },
     }
 
@@ -130,17 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--predict-volumes", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=None, help="override the model's full-training epochs")
+    ap.add_argument("--predict-steps", default="72,288", help="prediction horizons in 5-min steps; the first one is checked against the target")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = ap.parse_args(argv)
-    r = run(a.volumes, a.days, a.predict_volumes, a.repeats, a.seed, a.epochs)
+    r = run(a.volumes, a.days, a.predict_volumes, a.repeats, a.seed, a.epochs, tuple(int(x) for x in a.predict_steps.split(",")))
     if a.json:
         print(json.dumps(r, indent=2))
         return 0
     print(f"LSTM benchmark (CPU, {r['torch_threads']} threads)")
     print(f"  full training   {r['train_volumes']} volumes x {r['train_days']:g} days: {r['full_train_s']:7.1f} s  ({r['full_train_epochs']:g} epochs, target < 120 s)")
     print(f"  warm retraining +1 day:                 {r['warm_retrain_s']:7.1f} s  ({r['warm_retrain_epochs']:g} epochs, target < 15 s)")
-    print(f"  prediction      {r['predict_volumes']} volumes x {r['predict_horizon_steps']} steps: {r['predict_ms_median']:7.1f} ms median, {r['predict_ms_p90']:.1f} ms p90 (target < 50 ms)")
+    for h, lat in r["predict_ms"].items():
+        print(f"  prediction      {r['predict_volumes']} volumes x {h:>3} steps:    {lat['median_ms']:7.1f} ms median, {lat['p90_ms']:.1f} ms p90 (target < 50 ms)")
     return 0
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -83,12 +84,18 @@ class _Arrays:
     """A history as tensors (time-major, like `LoadHistory`)."""
 
     y: torch.Tensor  # [T, V, 2] raw targets
-    csum: torch.Tensor  # [T + 1, V, 2] float64 cumulative sums of y (row i: sum of rows < i)
     cov: torch.Tensor  # [Tc, V, 3] covariates for rows cov_off .. cov_off + Tc - 1
     cov_off: int
     kinds: torch.Tensor  # [V, n_kinds]
     t0: float  # calendar time of row 0
     step_s: float
+
+    @cached_property
+    def csum(self) -> torch.Tensor:
+        """[T + 1, V, 2] float64 cumulative sums of y (row i: sum of rows < i); built on first use."""
+        out = torch.zeros(self.y.shape[0] + 1, *self.y.shape[1:], dtype=torch.float64)
+        torch.cumsum(self.y, 0, dtype=torch.float64, out=out[1:])
+        return out
 
 
 def _arrays(history: LoadHistory, cov_from: int = 0) -> _Arrays:
@@ -97,9 +104,7 @@ def _arrays(history: LoadHistory, cov_from: int = 0) -> _Arrays:
     c = np.stack([history.cpu_pct[cov_from:] / 100.0, history.mem_pct[cov_from:] / 100.0, np.log1p(np.maximum(history.net_mbps[cov_from:], 0.0))], -1)
     cov = torch.from_numpy(np.nan_to_num(c.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0))
     t0 = history.start_epoch + (float(history.times[0]) if history.n_steps else 0.0)
-    csum = torch.zeros(y.shape[0] + 1, *y.shape[1:], dtype=torch.float64)
-    torch.cumsum(y, 0, dtype=torch.float64, out=csum[1:])
-    return _Arrays(y, csum, cov, cov_from, _kinds_onehot(history.kinds), t0, history.step_s)
+    return _Arrays(y, cov, cov_from, _kinds_onehot(history.kinds), t0, history.step_s)
 
 
 class _Net(nn.Module):
@@ -210,7 +215,8 @@ class LSTMForecaster:
             """`x[rows[b, ...], v[b]]` as `[B, ..., C]`."""
             if common:
                 return x[rows[0]].movedim(-2, 0)
-            return x[rows, v.view(-1, *([1] * (rows.dim() - 1)))]
+            flat = rows * x.shape[1] + v.view(-1, *([1] * (rows.dim() - 1)))  # row-major (row, volume) index
+            return torch.index_select(x.reshape(-1, x.shape[-1]), 0, flat.reshape(-1)).view(*rows.shape, x.shape[-1])
 
         widx = (t[:, None] + torch.arange(-W, 0)).clamp(min=0)  # [B, W]
         zw = torch.log1p(take(a.y, widx) / sc)
@@ -238,7 +244,15 @@ class LSTMForecaster:
         # hourly means ending at the same time on previous days (smoother seasonal values)
         hi = idx_d + 1
         lo = (hi - P).clamp(min=0)
-        hmean = (take(a.csum, hi) - take(a.csum, lo)).float() / (hi - lo).clamp(min=1)[..., None].float()
+        r = idx_d[0]  # [H, days]
+        if common and torch.equal(r, r[:1] + torch.arange(H)[:, None]):
+            # one origin, each day's rows one run: sum over just those runs and the hour before
+            blk = r[:1] - P + torch.arange(H + P)[:, None]  # [H + P, days]
+            run = torch.cumsum((take(a.y, blk.clamp(min=0)[None]) * (blk >= 0)[None, :, :, None]).double(), 1)
+            hsum = run[:, P:] - run[:, :-P]
+        else:
+            hsum = take(a.csum, hi) - take(a.csum, lo)
+        hmean = hsum.float() / (hi - lo).clamp(min=1)[..., None].float()
         c_hday = hmean[:, :, 0]
         c_hkmed = _median(hmean, 2)
         cands = [c_mean, c_med, c_med6, c_day, c_week, c_kmean, c_kmed, c_hday, c_hkmed]

@@ -31,6 +31,11 @@ changes (every history step) or a volume's job ends, each idle volume is planned
 - running jobs are re-throttled at every forecast step (the threshold rate, but never
   below the rate the remaining bytes need to meet the deadline), paused through predicted
   bursts (`LoadLabel.BURST`, or no headroom at all) when the slack allows, resumed after.
+- **now-cast** (optional, `nowcast`): the current step's load is being observed, not only
+  predicted: its upper load is at least the last tick's observed load, and when observed
+  load passes the forecast a running job is re-throttled at that tick instead of at the
+  next forecast step. A surprise burst the forecaster could not see is then met the way
+  a reactive throttle meets it, while the plan stays predictive.
 - **what**: incremental by default; differential when the incremental would push the RTO
   estimate above `rto_margin` x RTO (or the chain is `max_chain` long); full when the
   differential would too, when it would hold `full_diff_frac` of the volume, or every
@@ -119,6 +124,12 @@ class PredictiveParams:
             passes `rto_tight_frac` x RTO (0..1). Default 3.0.
         urgent_slack_frac: urgency grows as the slack falls below this fraction of the RPO. Default 0.25.
         rto_tight_frac: RTO pressure grows as the predicted RTO passes this fraction of the RTO. Default 0.5.
+    Now-cast:
+        nowcast: the current step's upper load is at least the last tick's observed load, and
+            running jobs are re-throttled at the tick observed load passes the forecast by
+            more than `rethrottle_tol`. Default False: on the Bitbrains replay it cost more
+            impact than it saved (jobs throttled in a surprise run on into later load), on
+            the synthetic fleet it removed most I/O over the threshold at the same mean.
     Fallback (no forecast yet):
         fallback_upper: upper forecast = this x the observed EWMA load. Default 1.5.
         fallback_horizon_h: flat forecast horizon. Default 6.0.
@@ -165,6 +176,7 @@ class PredictiveParams:
     fallback_upper: float = 1.5
     fallback_horizon_h: float = 6.0
     ewma_s: float = 300.0
+    nowcast: bool = False
 
     def __post_init__(self) -> None:
         positive = ("impact_target", "max_util", "duration_safety", "rto_margin", "ewma_s", "fallback_horizon_h", "fallback_upper", "dirty_exponent", "growth_memory")
@@ -400,6 +412,7 @@ class PredictiveScheduler:
             return np.concatenate([a, np.repeat(a[:, -1:], ext, axis=1)], axis=1)
 
         up_i, up_m = window(fc.upper[..., 0]), window(fc.upper[..., 1])
+        up_i[:, 0], up_m[:, 0] = self._current_upper(fc, vols, i0).T
         mu_i, mu_m = window(fc.mean[..., 0]), window(fc.mean[..., 1])
         labels = window(np.asarray(fc.labels))
         thr = self.threshold(ctx)
@@ -610,9 +623,11 @@ class PredictiveScheduler:
         a = 1.0 if ctx.tick <= 1 else min(1.0, dt / p.ewma_s)  # t=0 observes nothing yet
         self._ewma[:, 0] += a * (ctx.prod_iops - self._ewma[:, 0])
         self._ewma[:, 1] += a * (ctx.prod_mbps - self._ewma[:, 1])
+        self._obs = np.stack([np.asarray(ctx.prod_iops, float), np.asarray(ctx.prod_mbps, float)], -1)
 
         fc, src = self._forecast(ctx)
-        i0, _ = self._step_index(fc, t)
+        i0, elapsed = self._step_index(fc, t)
+        self._obs_fresh = elapsed >= ctx.tick_s - 1e-9  # the last tick lies inside the current step
         step_key = (id(src) if src is not None else None, fc.origin_t, i0)
         new_fc = step_key != self._step_key
         if new_fc:
@@ -631,6 +646,13 @@ class PredictiveScheduler:
             actions += self._start(ctx, fc, np.flatnonzero(replan))
         if new_fc:
             actions += self._control(ctx, fc)
+        elif p.nowcast and self._obs_fresh:  # load observed above the forecast: re-throttle those jobs now
+            running = np.flatnonzero(ctx.job_state == _RUNNING)
+            if running.size:
+                up = np.asarray(fc.upper)[running, i0]
+                surprise = running[((self._obs[running] > up * (1.0 + p.rethrottle_tol)) & (self._obs[running] > 0)).any(axis=1)]
+                if surprise.size:
+                    actions += self._control(ctx, fc, surprise)
         return actions
 
     # ------------------------------------------------------------------ starting jobs
@@ -830,17 +852,25 @@ class PredictiveScheduler:
         return f"differential too large or RTO est {after_incr / 3600:.2f} h > {lim / 3600:.2f} h"
 
     # ------------------------------------------------------------------ running jobs
-    def _control(self, ctx: DecisionContext, fc) -> list[Action]:
-        """Re-throttle, pause and resume jobs for the current forecast step."""
+    def _current_upper(self, fc, vols: np.ndarray, i0: int) -> np.ndarray:
+        """Upper load `[len(vols), 2]` of the current step: the forecast's, or (`nowcast`) the
+        last observed tick where that is higher (once a tick of this step has been observed)."""
+        up = np.asarray(fc.upper)[vols, i0]
+        return np.maximum(up, self._obs[vols]) if self.params.nowcast and self._obs_fresh else up
+
+    def _control(self, ctx: DecisionContext, fc, vols: np.ndarray | None = None) -> list[Action]:
+        """Re-throttle, pause and resume jobs (all active ones, or those of `vols`) for the current forecast step."""
         p = self.params
         active = np.flatnonzero((ctx.job_state == _RUNNING) | (ctx.job_state == _PAUSED))
+        if vols is not None:
+            active = np.intersect1d(active, vols)
         if active.size == 0:
             return []
         t = ctx.t
         h = self._horizon(fc)
         i0, _ = self._step_index(fc, t)
         max_iops, max_mbps = self._vmax[0][active], self._vmax[1][active]
-        up = fc.upper[active, i0]
+        up = self._current_upper(fc, active, i0)
         thr = self.threshold(ctx)
         r_imp = rate_for_impact(up[:, 0], up[:, 1], max_iops, max_mbps, thr)
         mu = fc.mean[active, i0]
@@ -857,6 +887,7 @@ class PredictiveScheduler:
             blocked[:, 1:] &= labels[:, 1:] == _BURST
         run_len = np.where(blocked.all(axis=1), labels.shape[1], np.argmin(blocked, axis=1))  # steps from now
         desc = self._fc_desc(fc)
+        seen = (up > np.asarray(fc.upper)[active, i0]).any(axis=1)  # the observed load is the higher one
         out: list[Action] = []
         state = ctx.job_state[active]
         throttle = ctx.job_throttle_mbps[active]
@@ -870,7 +901,7 @@ class PredictiveScheduler:
             if p.pause_bursts and run_len[j] > 0 and burst_s <= p.pause_max_h * 3600.0 and can_wait:
                 if st in (_RUNNING, _QUEUED):
                     why = (
-                        f"predicted burst for {burst_s / 60:.0f} min (p90 {up[j, 0]:.0f} IOPS / {up[j, 1]:.0f} MB/s, "
+                        f"{'observed' if seen[j] else 'predicted'} burst for {burst_s / 60:.0f} min (upper {up[j, 0]:.0f} IOPS / {up[j, 1]:.0f} MB/s, "
                         f"impact-limited rate {r_imp[j]:.0f} MB/s); slack allows pausing; {desc}"
                     )
                     out.append(Pause(v, reason=why))
@@ -887,6 +918,7 @@ class PredictiveScheduler:
                     why = f"RPO deadline: remaining {remaining[j] / 1e9:.1f} GB needs {need[j]:.0f} MB/s > impact-limited {r_imp[j]:.0f} MB/s; {desc}"
                 else:
                     imp_t = float(impact(up[j, 0], up[j, 1], target[j], max_iops[j], max_mbps[j]))
-                    why = f"re-throttle for forecast step: p90 {up[j, 0]:.0f} IOPS / {up[j, 1]:.0f} MB/s, predicted impact {imp_t:.3f} at {target[j]:.0f} MB/s; {desc}"
+                    load = "observed load above the forecast" if seen[j] else "re-throttle for forecast step: p90"
+                    why = f"{load} {up[j, 0]:.0f} IOPS / {up[j, 1]:.0f} MB/s, predicted impact {imp_t:.3f} at {target[j]:.0f} MB/s; {desc}"
                 out.append(Throttle(v, float(target[j]), reason=why))
         return out

@@ -187,6 +187,30 @@ def test_lstm_loss_decreases_and_beats_naive():
     assert fc.mean.shape == (4, 100, 2) and np.all(fc.upper >= fc.mean)
 
 
+def test_lstm_prediction_fast_path_matches_per_volume_features():
+    """Prediction gathers rows once for all volumes; training gathers per (volume, origin).
+    Both must give the same model inputs, also where the history is too short for all lags."""
+    import torch
+
+    from forecasters.lstm import _EPS, _arrays, _median
+
+    for n in (3, 4, 7, 16, 17):
+        x = torch.randn(5, n, 3)
+        assert torch.equal(_median(x, 1), x.median(1).values)
+    y = daily_series(6, v=3, noise=0.1, seed=4)
+    f = LSTMForecaster(**TINY_LSTM)
+    for n_steps in (int(1.2 * DAY), 4 * DAY, 6 * DAY):  # under `days` days: lags fall back
+        a = _arrays(hist(y[:n_steps]))
+        v, t = torch.arange(3), torch.full((3,), n_steps)
+        scale = a.y[-7 * DAY :].mean(0) + _EPS
+        for steps_out in (12, 72):
+            fast = f._features(a, v, t, scale, False, common=True, steps_out=steps_out)
+            slow = f._features(a, v, t, scale, False, common=False, steps_out=steps_out)
+            assert fast[2].shape == (3, steps_out, 9, 2)
+            for p, q in zip(fast, slow, strict=True):
+                torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- retraining service
 
 

@@ -249,6 +249,32 @@ def test_throttles_to_keep_predicted_impact_under_threshold():
     assert (full["complete_t"] - full["snapshot_t"]) >= 100e9 / (limit * 1e6) * 0.95
 
 
+def test_nowcast_rethrottles_within_a_tick_of_a_surprise():
+    # the forecast knows the busy period from 2.5 h but not the 2.0-2.5 h surge; a full that
+    # started in the calm runs across the surge
+    known = [Segment(0.0, 1_000, 10), Segment(2.5, 16_000, 100)]
+    surge = PeriodicLoad(1, known + [Segment(2.0, 30_000, 200)], period_h=24.0)
+    spec = make_spec(n=1, hours=4, used_gb=700.0, rpo_h=8.0)
+    window = (2.0 * 3600 + 10.0, 2.0 * 3600 + STEP)  # after the first observed tick, before the next forecast step
+    during = {}
+    for nowcast in (False, True):
+        r, sched = run(spec, surge, forecasts=TrueFuture(PeriodicLoad(1, known, period_h=24.0)), full_every_h=24.0, nowcast=nowcast)
+        assert next(t for t, a, _, _ in sched.log if isinstance(a, Start)) < 2.0 * 3600
+        inside = [(t, a) for t, a, _, _ in sched.log if type(a).__name__ == "Throttle" and window[0] <= t < window[1]]
+        s = r.series
+        during[nowcast] = float(s[(s["t"] >= 2.0 * 3600) & (s["t"] < 2.5 * 3600)]["impact"].mean())
+        if not nowcast:
+            assert inside == []  # it waits for the next forecast step
+            continue
+        assert len(inside) == 1, inside
+        t, a = inside[0]
+        assert t == window[0]
+        assert "observed load above the forecast" in a.reason
+        # the new rate keeps the impact of the observed surge under the threshold
+        assert float(impact(30_000, 200, a.rate_mbps, SSD.max_iops, SSD.max_mbps)) <= THRESHOLD + 1e-9
+    assert during[True] < during[False]
+
+
 def test_rethrottles_as_the_forecast_changes_and_pauses_through_bursts():
     # quiet, then a 30-minute burst (the device nearly saturated), then moderate load, then
     # quiet again; a long full runs across all of it
