@@ -96,6 +96,9 @@ class ExperimentConfig(_Strict):
     decision_s: float = Field(10.0, gt=0)
     history_step_s: float = Field(300.0, gt=0)
     horizon_h: float = Field(6.0, gt=0)
+    # load before the simulated span that forecasters may learn from: the fleet's load is
+    # read from `start` on, and the simulation (every policy alike) begins this much later
+    history_h: float = Field(0.0, ge=0)
     start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
     impact_threshold: float = Field(0.2, gt=0)
     rpo_h: float = Field(6.0, gt=0)
@@ -116,6 +119,9 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
+        steps = self.history_h * 3600.0 / self.history_step_s
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError(f"history_h ({self.history_h} h) must be a whole number of history steps ({self.history_step_s:g} s)")
         for field_name in ("decision_s", "history_step_s", "record_s"):
             value = getattr(self, field_name)
             if abs(value / self.tick_s - round(value / self.tick_s)) > 1e-9:

@@ -15,10 +15,12 @@ from experiments.config import ExperimentConfig, PolicyConfig, expand_path
 from experiments.errors import UserError
 from experiments.results import write_run
 from sim.devices import DEVICE_CLASSES
+from sim.history import history_from_source
 from sim.model import RunResult, Simulation
 from sim.spec import SimSpec, VolumeSpec
 from sim.tiers import TierSpec
-from workloads.base import FleetLoad
+from sim.types import LoadHistory
+from workloads.base import FleetLoad, LoadSource, Offset
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,8 @@ def forecaster_name(policy: PolicyConfig) -> str | None:
     return policy.forecaster
 
 
-def build_forecasts(cfg: ExperimentConfig, policy: PolicyConfig, load: FleetLoad):
-    """The forecasting service a predictive policy reads, or None."""
+def build_forecasts(cfg: ExperimentConfig, policy: PolicyConfig, load: LoadSource, prior: LoadHistory | None = None):
+    """The forecasting service a predictive policy reads (knowing `prior`, the load before the run), or None."""
     name = forecaster_name(policy)
     if name is None:
         return None
@@ -130,17 +132,32 @@ def build_forecasts(cfg: ExperimentConfig, policy: PolicyConfig, load: FleetLoad
         params["future"] = load
     try:
         model = FORECASTERS.create(name, **params)
-        return ForecastService(model, horizon_steps=max(1, round(cfg.horizon_h * 3600.0 / cfg.history_step_s)), retrain=policy.retrain)
+        return ForecastService(model, horizon_steps=max(1, round(cfg.horizon_h * 3600.0 / cfg.history_step_s)), retrain=policy.retrain, prior=prior)
     except (TypeError, ValueError) as err:
         raise UserError(f"policy {policy.label}: forecaster settings: {err}") from None
 
 
+def split_history(cfg: ExperimentConfig, load: FleetLoad, start: float) -> tuple[FleetLoad | Offset, float, LoadHistory | None]:
+    """(the load the simulation runs on, its calendar start, the load before it as a history).
+
+    With `history_h` > 0 the simulation starts that many hours into the fleet's load, and the
+    hours before are what forecasters have already observed when it starts.
+    """
+    n_steps = round(cfg.history_h * 3600.0 / cfg.history_step_s)
+    if n_steps == 0:
+        return load, start, None
+    prior = history_from_source(load, cfg.history_step_s, n_steps, start_epoch=start)
+    ticks = round(n_steps * cfg.history_step_s / load.tick_s)
+    return Offset(load, ticks), start + ticks * load.tick_s, prior
+
+
 def simulate(plan: RunPlan, progress: Callable[[float], None] | None = None) -> tuple[RunResult, dict]:
     cfg = plan.config
-    load, volumes, start = build_fleet(cfg, plan.seed)
+    fleet, volumes, fleet_start = build_fleet(cfg, plan.seed)
+    load, start, prior = split_history(cfg, fleet, fleet_start)
     spec = sim_spec(cfg, volumes, start, plan.seed)
     scheduler = schedulers.SCHEDULERS.create(plan.policy.policy, **plan.policy.params)
-    forecasts = build_forecasts(cfg, plan.policy, load)
+    forecasts = build_forecasts(cfg, plan.policy, load, prior)
     result = Simulation(spec, load, scheduler, forecasts=forecasts, progress=progress).run()
     if forecasts is not None:
         summary = forecasts.summary()

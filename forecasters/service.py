@@ -17,6 +17,11 @@
    (a snapshot taken at a retrain while the model was scoring well), then to the fallback
    forecaster once that one scores badly too. A retrain returns to the model.
 
+With a `prior` history (the load observed before the simulation started, the experiment's
+`history_h`) every forecaster sees that history followed by the simulation's, on the
+simulation's clock (the prior steps have negative times): the first fit can then happen
+at the first update, and seasonal models have their lags from the start.
+
 Every fit, fallback switch and timing is appended to `events`; `summary()` gives totals for
 a run's results. When no retrain is due an update costs one model prediction, one
 seasonal-naive prediction and O(volumes) bookkeeping.
@@ -80,8 +85,53 @@ class _Scores:
         self.base.clear()
 
 
+class _Joined:
+    """`prior` followed by a growing history, as one `LoadHistory` on the latter's clock.
+
+    The rows are copied once into a buffer that doubles when full, so joining costs only
+    the new rows at each update.
+    """
+
+    def __init__(self, prior: LoadHistory):
+        self.prior = prior
+        self.n_prior = prior.n_steps
+        self._cols: dict[str, np.ndarray] = {}
+        self._n = 0  # rows of the growing history copied so far
+
+    def __call__(self, history: LoadHistory) -> LoadHistory:
+        p = self.prior
+        if history.step_s != p.step_s or history.iops.shape[1] != p.iops.shape[1]:
+            raise ValueError(f"prior history ({p.iops.shape[1]} volumes, {p.step_s:g} s steps) does not match the run's ({history.iops.shape[1]} volumes, {history.step_s:g} s)")
+        total = self.n_prior + history.n_steps
+        if not self._cols or total > next(iter(self._cols.values())).shape[0]:
+            cap = max(total, 2 * (self.n_prior + self._n), 16)
+            cols = {}
+            for f in _HISTORY_COLUMNS:
+                cols[f] = np.zeros((cap, p.iops.shape[1]), np.float32)
+                cols[f][: self.n_prior] = getattr(p, f)
+                if self._cols:
+                    cols[f][self.n_prior : self.n_prior + self._n] = self._cols[f][self.n_prior : self.n_prior + self._n]
+            self._cols = cols
+        for f in _HISTORY_COLUMNS:  # new rows only
+            self._cols[f][self.n_prior + self._n : total] = getattr(history, f)[self._n :]
+        self._n = history.n_steps
+        times = (np.arange(total, dtype=np.float64) - self.n_prior) * history.step_s + (float(history.times[0]) if history.n_steps else 0.0)
+        return LoadHistory(history.step_s, history.start_epoch, times, kinds=history.kinds, **{f: self._cols[f][:total] for f in _HISTORY_COLUMNS})
+
+
+_HISTORY_COLUMNS = ("iops", "mbps", "cpu_pct", "mem_pct", "net_mbps")
+
+
 class ForecastService:
-    def __init__(self, forecaster: Forecaster | str, horizon_steps: int, retrain: RetrainPolicy | dict | None = None, fallback: Forecaster | str = "seasonal_naive", params: dict | None = None):
+    def __init__(
+        self,
+        forecaster: Forecaster | str,
+        horizon_steps: int,
+        retrain: RetrainPolicy | dict | None = None,
+        fallback: Forecaster | str = "seasonal_naive",
+        params: dict | None = None,
+        prior: LoadHistory | None = None,
+    ):
         self.forecaster = FORECASTERS.create(forecaster, **(params or {})) if isinstance(forecaster, str) else forecaster
         self.fallback = FORECASTERS.create(fallback) if isinstance(fallback, str) else fallback
         self.horizon_steps = int(horizon_steps)
@@ -90,6 +140,7 @@ class ForecastService:
         self.fit_times: list[float] = []
         self.predict_times: list[float] = []
         self.mode = "model"  # "model" | "good" | "fallback"
+        self._join = _Joined(prior) if prior is not None and prior.n_steps else None
         self._fitted = False
         self._fallback_fitted = False
         self._last_fit_t: float | None = None
@@ -107,6 +158,8 @@ class ForecastService:
         return self._scores[source].ratio()
 
     def update(self, history: LoadHistory) -> Forecast:
+        if self._join is not None:
+            history = self._join(history)
         t = history.end_t
         self._score(history)
         reason = self._retrain_reason(history)
@@ -152,7 +205,7 @@ class ForecastService:
 
     def _retrain_reason(self, history: LoadHistory) -> str | None:
         p, t = self.policy, history.end_t
-        if t < p.min_history_hours * 3600.0:
+        if history.n_steps * history.step_s < p.min_history_hours * 3600.0 - 1e-9:
             return None
         if not self._fitted:
             return "initial"

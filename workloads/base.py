@@ -13,7 +13,7 @@ Contract (tests rely on it):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -153,3 +153,26 @@ class FleetLoad:
 
     def describe(self) -> dict[str, object]:
         return {"sources": [s.describe() for s in self.sources]}
+
+
+class Offset:
+    """`source` seen from `ticks` ticks in: tick 0 here is tick `ticks` there.
+
+    Lets a simulation start after a stretch of load that forecasters learn from (the
+    experiment's `history_h`) without the load sources knowing about it.
+    """
+
+    def __init__(self, source: LoadSource, ticks: int):
+        if ticks < 0:
+            raise ValueError(f"offset must be >= 0 ticks, got {ticks}")
+        self.source = source
+        self.ticks = int(ticks)
+        self.tick_s = source.tick_s
+        self.volumes = source.volumes
+
+    def block(self, start_tick: int, n_ticks: int) -> LoadBlock:
+        # extents' ticks are relative to the block: only the block's start moves
+        return replace(self.source.block(start_tick + self.ticks, n_ticks), start_tick=start_tick)
+
+    def describe(self) -> dict[str, object]:
+        return {**self.source.describe(), "offset_ticks": self.ticks}
