@@ -91,7 +91,8 @@ class PredictiveParams:
         job_overhead_gb: fixed cost of one more backup, as GB moved at its window's price
             (restore-chain growth, per-job work); damps over-frequent backups. Default 0.0.
         window_tolerance: (greedy) a window costing within this fraction of the cheapest counts as cheapest. Default 0.1.
-        min_interval_frac: (greedy) no window start sooner than this x RPO after the last snapshot. Default 0.25.
+        min_interval_frac: no planned start sooner than this x RPO after the last snapshot (a
+            plan may otherwise chain near-free tiny backups, each growing the restore chain). Default 0.25.
         deadline_margin_frac: finish this fraction of the RPO before the deadline... Default 0.05.
         deadline_margin_s: ...and at least this many seconds before it. Default 600.
         duration_safety: planned job durations are stretched by this factor. Default 1.5.
@@ -500,9 +501,9 @@ class PredictiveScheduler:
             cmin = score.min(axis=1)
             near = feasible & (score <= cmin[:, None] * (1.0 + p.window_tolerance) + 1e-12)
             best = np.where(any_f, m - 1 - np.argmax(near[:, ::-1], axis=1), -1)
-            if not greedy:  # one job at a time: no more often than min_interval_frac x RPO
-                best = np.where((best == 0) & (ctx.rp_age_s[vols] < p.min_interval_frac * rpo), np.where(m > 1, 1, -1), best)
             score_now, score_best, wait_cost = cpb[:, 0], cmin, np.full(vols.size, np.nan)
+        if not greedy:  # no more often than min_interval_frac x RPO (quiet-period backups have their own spacing)
+            best = np.where((best == 0) & (ctx.rp_age_s[vols] < p.min_interval_frac * rpo), np.where(m > 1, 1, -1), best)
         age = ctx.rp_age_s[vols]
         quiet = feasible[:, 0] & (cpb[:, 0] <= p.quiet_ratio * med) & (age >= p.quiet_min_interval_frac * rpo) & (m > 1) & (best != 0)
         start_now = (any_f & (best == 0)) | quiet
