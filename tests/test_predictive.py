@@ -225,6 +225,22 @@ def test_never_misses_rpo_when_capacity_suffices(provider):
         assert all("no forecast" in a.reason for _, a, _, _ in starts(sched))
 
 
+def test_planned_backups_keep_the_minimum_spacing():
+    # light load alternating every 30 min: a near-free backup is always close, and a plan that
+    # must end late in the horizon would chain tiny ones (every few ticks, each one growing
+    # the restore chain) unless the spacing rule stops it
+    segs = [Segment(k * 0.5, 10 if k % 2 == 0 else 400, 0.1 if k % 2 == 0 else 4.0) for k in range(48)]
+    load = PeriodicLoad(2, segs, period_h=24.0)
+    spec = make_spec(n=2, hours=30, rpo_h=6.0)
+    p = PredictiveParams()
+    r, sched = run(spec, load, forecasts=TrueFuture(load))
+    planned = [(age, rpo, a) for _, a, age, rpo in starts(sched) if not a.forced and not a.reason.startswith(("quiet", "tier contention", "last moment"))]
+    assert planned
+    for age, rpo, a in planned:
+        assert age >= p.min_interval_frac * rpo - 1e-6, (age / 3600, a.reason)
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+
+
 # ----------------------------------------------------------------------------- how hard
 
 
