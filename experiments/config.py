@@ -107,6 +107,8 @@ class ExperimentConfig(_Strict):
     backup_max_util: float = Field(0.95, gt=0, lt=1)
     restore_overhead_s: float = Field(60.0, ge=0)
     initial_full: bool = True
+    # the initial fulls were taken up to this long before the start, spread over the volumes
+    initial_full_spread_h: float = Field(0.0, ge=0)
     record_s: float = Field(60.0, gt=0)
     fleet: list[VolumeGroup] = Field(min_length=1)
     tiers: list[TierConfig] = Field(default_factory=_default_tiers, min_length=1)

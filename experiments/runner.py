@@ -105,6 +105,7 @@ def sim_spec(cfg: ExperimentConfig, volumes: list[VolumeSpec], start_epoch: floa
         backup_max_util=cfg.backup_max_util,
         restore_overhead_s=cfg.restore_overhead_s,
         initial_full=cfg.initial_full,
+        initial_full_spread_s=cfg.initial_full_spread_h * 3600.0,
         start_epoch=start_epoch,
         seed=seed,
         record_s=cfg.record_s,

@@ -157,9 +157,13 @@ class Simulation:
 
     # ------------------------------------------------------------------ set-up
     def _seed_initial_fulls(self) -> None:
+        n = len(self.spec.volumes)
         for v, vs in enumerate(self.spec.volumes):
             self.tracker.start_backup(v, BackupKind.FULL)
-            self._record_point(v, RestorePoint(BackupKind.FULL, 0.0, 0.0, vs.used_bytes, vs.initial_tier))
+            age = self.spec.initial_full_spread_s * v / n
+            self._record_point(v, RestorePoint(BackupKind.FULL, -age, 0.0, vs.used_bytes, vs.initial_tier))
+            if age > 0:  # changes since then are not modelled: the chain's incremental is empty
+                self._record_point(v, RestorePoint(BackupKind.INCREMENTAL, 0.0, 0.0, 0.0, vs.initial_tier))
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:

@@ -31,6 +31,10 @@ class SimSpec:
     backup_max_util: float = 0.95  # device headroom a backup may use
     restore_overhead_s: float = 60.0  # per restore point in a chain
     initial_full: bool = True  # every volume starts with a full backup at t=0
+    # ...taken up to this long before t=0, spread evenly over the volumes (with an empty
+    # incremental at t=0, so no restore point is stale at the start): weekly fulls then come
+    # due spread over the week instead of all at once
+    initial_full_spread_s: float = 0.0
     start_epoch: float = 1704067200.0  # 2024-01-01 00:00 UTC, a Monday
     seed: int = 0
     record_s: float = 60.0  # resolution of the recorded time series

@@ -188,3 +188,29 @@ def test_rto_estimate_grows_with_chain_and_resets_with_full():
     assert s.iloc[0] == pytest.approx(full_restore, rel=1e-6)
     assert s.loc[4.5 * 3600] > s.iloc[0] + 4 * 60  # four incrementals added
     assert s.iloc[-1] == pytest.approx(full_restore, rel=1e-6)
+
+
+def test_spread_initial_fulls_are_in_the_past_and_no_point_is_stale():
+    n, spread_h = 4, 96.0
+    seen = []
+
+    class Look(Never):
+        def decide(self, ctx):
+            if not seen:
+                seen.append((ctx.last_full_t.copy(), ctx.rp_age_s.copy(), ctx.chain_len.copy(), ctx.rto_estimate_s.copy()))
+            return []
+
+    spec = make_spec(n=n, hours=1, initial_full_spread_s=spread_h * 3600)
+    r = Simulation(spec, constant(count=n, tick_s=10.0), Look()).run()
+    last_full, age, chain, rto = seen[0]
+    np.testing.assert_allclose(last_full, -spread_h * 3600 * np.arange(n) / n)
+    assert np.all(age <= spec.tick_s)  # the empty incremental at t=0 is the newest point
+    assert chain.tolist() == [1, 2, 2, 2]  # full alone where it was taken at t=0
+    assert np.all(rto[1:] == rto[1]) and rto[1] > rto[0]  # one more restore point, one more overhead
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+    # a policy whose fulls come due a week after the last one takes them spread out, not together
+    spec = make_spec(n=n, hours=100, rpo_h=8, initial_full_spread_s=spread_h * 3600)
+    r = Simulation(spec, constant(count=n, tick_s=10.0), schedulers.SCHEDULERS.create("predictive", full_every_h=96.0, full_early_h=0.0)).run()
+    fulls = r.jobs[r.jobs["kind"] == "full"].sort_values("volume")
+    assert len(fulls) == n
+    assert fulls["snapshot_t"].max() - fulls["snapshot_t"].min() >= 0.5 * spread_h * 3600
