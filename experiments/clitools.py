@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import typer
 
-from experiments.errors import UserError
+from common.errors import UserError
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -17,7 +17,7 @@ def user_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from sim.registry import UnknownName
+        from common.registry import UnknownName
         from workloads.traces.errors import TraceError
 
         try:

@@ -33,7 +33,7 @@ import pandas as pd
 import yaml
 
 from experiments.config import ExperimentConfig, PolicyConfig
-from experiments.errors import UserError
+from common.errors import UserError
 from experiments.results import is_finished, read_summary, write_json
 from experiments.runner import RunPlan, plans
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from experiments.errors import UserError
+from common.errors import UserError
 from sim.devices import DEVICE_CLASSES
 
 DEFAULT_TRACES = "../shared/traces"

@@ -23,7 +23,7 @@ from pathlib import Path
 import typer
 
 from experiments.clitools import user_errors
-from experiments.errors import UserError
+from common.errors import UserError
 
 forecast_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="Backtest the forecasters (predictive I/O profiler).")
 

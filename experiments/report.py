@@ -34,7 +34,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from experiments.compare import METRICS, Comparison, analyse, format_ci, metric, summary_table, workload_rows  # noqa: E402
-from experiments.errors import UserError  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from experiments.results import is_finished, read_summary  # noqa: E402
 
 KIND_COLOURS = {"full": "tab:red", "incremental": "tab:orange", "differential": "tab:purple"}

@@ -12,7 +12,7 @@ import numpy as np
 import schedulers
 import workloads
 from experiments.config import ExperimentConfig, PolicyConfig, expand_path
-from experiments.errors import UserError
+from common.errors import UserError
 from experiments.results import write_run
 from sim.devices import DEVICE_CLASSES
 from sim.history import history_from_source

@@ -46,7 +46,7 @@ def _error(msg: str) -> None:
 
 def _run(fn):
     """Run `fn()`, turning user errors into one line on stderr and exit code 2."""
-    from sim.registry import UnknownName
+    from common.registry import UnknownName
 
     try:
         return fn()

@@ -46,7 +46,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from experiments.config import ExperimentConfig, PolicyConfig, _format_validation, load_config, parse_config, read_yaml
-from experiments.errors import UserError
+from common.errors import UserError
 from experiments.results import write_json
 
 DERIVED = {

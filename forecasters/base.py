@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from sim.registry import Registry
+from common.registry import Registry
 from sim.types import Forecast, LoadHistory
 
 
@@ -29,7 +29,7 @@ class Forecaster(Protocol):
         ...
 
 
-FORECASTERS: Registry[Forecaster] = Registry("forecaster")
+FORECASTERS: Registry[Forecaster] = Registry("forecaster", group="piop.forecasters")
 
 
 # ----------------------------------------------------------------------------- shared helpers

@@ -19,7 +19,7 @@ from scipy import stats as st
 
 from experiments.compare import compare, parse_seeds
 from experiments.config import parse_config
-from experiments.errors import UserError
+from common.errors import UserError
 from experiments.stats import paired_differences, summarise, t_ci
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import yaml
 
 from experiments.compare import compare
 from experiments.config import parse_config
-from experiments.errors import UserError
+from common.errors import UserError
 from experiments.report import build_report, forecast_plots, load_forecast, load_runs
 from experiments.tune import tune
 

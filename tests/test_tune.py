@@ -13,7 +13,7 @@ import yaml
 from cli_helpers import assert_one_line_error, piop
 
 from experiments.config import load_config
-from experiments.errors import UserError
+from common.errors import UserError
 from experiments.runner import plans, simulate
 from experiments.tune import load_tuning, open_storage, pareto_mask, tune
 

@@ -6,8 +6,8 @@ Trace factories:     `factory(*, path, tick_s, seed, **params) -> LoadSource`.
 
 from __future__ import annotations
 
-from sim.registry import Registry
+from common.registry import Registry
 from workloads.base import LoadSource
 
-SYNTHETIC: Registry[LoadSource] = Registry("synthetic workload")
-TRACES: Registry[LoadSource] = Registry("trace family")
+SYNTHETIC: Registry[LoadSource] = Registry("synthetic workload", group="piop.workloads")
+TRACES: Registry[LoadSource] = Registry("trace family", group="piop.trace_families")

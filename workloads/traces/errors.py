@@ -14,13 +14,15 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from common.errors import UserError
+
 #: default tolerated fraction of malformed lines per file
 MAX_BAD_FRACTION = 0.001
 #: malformed lines kept verbatim (with file and line number) per log
 KEEP_SAMPLES = 5
 
 
-class TraceError(ValueError):
+class TraceError(UserError):
     """A user-facing problem with a trace (path, family, parameters); one line."""
 
 
