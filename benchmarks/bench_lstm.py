@@ -1,6 +1,6 @@
 """Benchmark of the global LSTM forecaster on CPU (2 threads).
 
-Figures (targets from issue 4):
+Figures (with their targets):
 - full training: 100 volumes x 30 days of 5-minute data (target < 2 min),
 - warm-start retraining after one more day of data (target < 15 s),
 - prediction latency for 1,000 volumes in one batch (target < 50 ms; median of repeats),
@@ -73,8 +73,9 @@ def run(volumes: int, days: float, predict_volumes: int, repeats: int, seed: int
     import torch
 
     from forecasters.lstm import LSTMForecaster
+    from forecasters.threads import cap_torch_threads
 
-    torch.set_num_threads(2)
+    cap_torch_threads(2)
     t0 = time.perf_counter()
     full = synthetic_history(volumes, days + 1, seed)
     gen_s = time.perf_counter() - t0

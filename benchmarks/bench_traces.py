@@ -102,8 +102,9 @@ def child(file: str, mode: str) -> dict:
     import pyarrow.parquet  # noqa: F401
 
     from workloads.traces import make
+    from workloads.traces.aggregate import Grid, aggregate_file, peek_origin
     from workloads.traces.cache import file_digests
-    from workloads.traces.request import FORMATS, Grid, _aggregate_file, peek_origin
+    from workloads.traces.formats import FORMATS
 
     if hasattr(os, "sched_setaffinity"):  # one core, as the target says
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -118,7 +119,7 @@ def child(file: str, mode: str) -> dict:
         if mode == "tracemalloc":
             tracemalloc.start()
         t = time.perf_counter()
-        meta = _aggregate_file(fmt, path, grid, folder, 0.0, 0.001)
+        meta = aggregate_file(fmt, path, grid, folder, 0.0, 0.001)
         out["aggregate_s"] = time.perf_counter() - t
         if mode == "tracemalloc":
             out["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6

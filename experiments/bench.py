@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import schedulers
 import workloads
-from experiments.config import _default_tiers
+from experiments.config import default_tiers
 from sim.devices import DEVICE_CLASSES
 from sim.model import Simulation
 from sim.naive import NaiveFleet
@@ -24,14 +24,15 @@ from sim.tiers import TierSpec
 def _spec(n: int, seconds: float) -> SimSpec:
     tiers = tuple(
         TierSpec(t.name, t.media, t.ingest_mbps * max(1, n // 25), t.restore_mbps, t.slots * max(1, n // 25), t.capacity_gb * 1e9, t.cost_per_gb_month, t.priority)
-        for t in _default_tiers()
+        for t in default_tiers()
     )
     vols = tuple(VolumeSpec(f"v{i}", DEVICE_CLASSES["ssd"], 200e9, 6 * 3600.0, 4 * 3600.0) for i in range(n))
     return SimSpec(vols, tiers, duration_s=seconds, record_series=False)
 
 
 def _events(env) -> int:
-    return next(env._eid)
+    """Events the run processed (the simulator's environment counts them)."""
+    return env.processed
 
 
 def run_bench(sizes: list[int], days: float, naive_hours: float, workload: str, log: Callable | None = None) -> list[dict]:

@@ -2,51 +2,50 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from experiments.clitools import print_json, user_errors
 from common.errors import UserError
+from experiments.cligroup import PlainFlagsGroup
+from experiments.clitools import console, print_json, print_table, progress_bar, user_errors
+from experiments.metrics import metric, short_name
+from experiments.provenance import version
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__)
-console = Console(stderr=True)
+app = typer.Typer(cls=PlainFlagsGroup, add_completion=True, pretty_exceptions_enable=False, no_args_is_help=True, help=__doc__)
 
 
-SUMMARY_COLUMNS = [
-    ("policy", "policy", "{}"),
-    ("seed", "seed", "{}"),
-    ("rpo_compliance_pct", "RPO %", "{:.2f}"),
-    ("rpo_violations", "RPO viol.", "{}"),
-    ("rto_compliance_pct", "RTO %", "{:.2f}"),
-    ("impact_io_mean", "impact mean", "{:.4f}"),
-    ("impact_p99", "impact p99", "{:.3f}"),
-    ("io_over_threshold_pct", "IO > thr %", "{:.2f}"),
-    ("backup_tb", "backup TB", "{:.2f}"),
-    ("storage_cost", "cost", "{:.0f}"),
-    ("sim_wall_s", "wall s", "{:.1f}"),
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"piop {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="print piop's version and exit"),
+) -> None:
+    pass
+
+
+# every metric shown in its display unit (`experiments.metrics`), as in compare and the report
+SUMMARY_COLUMNS = (
+    [("policy", "policy", "{}"), ("seed", "seed", "{}")]
+    + [(k, short_name(k), metric(k).fmt) for k in ("rpo_compliance_pct", "rpo_violations", "rto_compliance_pct", "impact_io_mean",
+                                                  "impact_p99", "io_over_threshold_pct", "backup_tb", "storage_cost")]
+    + [("sim_wall_s", "wall s", "{:.1f}")]
+)
+
+BENCH_COLUMNS = [
+    ("volumes", "volumes", "{}"),
+    ("days", "days", "{:g}"),
+    ("vol_ticks_per_s", "vol-ticks/s", "{:,.0f}"),
+    ("naive_vol_ticks_per_s", "naive vol-ticks/s", "{:,.0f}"),
+    ("speedup", "speed-up", "{:.1f}x"),
+    ("events_per_tick", "events/tick", "{:.2f}"),
+    ("naive_events_per_tick", "naive events/tick", "{:.0f}"),
+    ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
 ]
-
-
-def print_table(rows: list[dict], columns: list[tuple[str, str, str]], title: str = "") -> None:
-    table = Table(title=title or None)
-    for _, header, _ in columns:
-        table.add_column(header, justify="right" if header not in ("policy", "volume") else "left")
-    for r in rows:
-        table.add_row(*[(fmt.format(r[key]) if r.get(key) is not None else "-") for key, _, fmt in columns])
-    out = Console() if sys.stdout.isatty() else Console(width=200)  # pipes and logs: no truncated columns
-    out.print(table)
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
-    )
 
 
 @app.command()
@@ -62,15 +61,17 @@ def run(
 ):
     """Run every policy of CONFIG (each seed) and write results/<experiment>/<run>/."""
     from experiments.config import load_config
-    from experiments.runner import execute, plans
+    from experiments.runner import plans, run_plans
 
     cfg = load_config(config, {"duration_h": duration_h})
     todo = plans(cfg, policy, seed)
-    rows = []
     with progress_bar() as bar:
-        for plan in todo:
+
+        def progress_for(plan):
             task = bar.add_task(f"{plan.run_id:<24}", total=1.0, visible=not quiet)
-            rows.append(execute(plan, out, progress=lambda f, task=task: bar.update(task, completed=f)))
+            return lambda f: bar.update(task, completed=f)
+
+        rows = run_plans(todo, out, progress_for)
     if as_json:
         print_json(rows)
     else:
@@ -98,20 +99,7 @@ def bench(
     if as_json:
         print_json(rows)
     else:
-        print_table(
-            rows,
-            [
-                ("volumes", "volumes", "{}"),
-                ("days", "days", "{:g}"),
-                ("vol_ticks_per_s", "vol-ticks/s", "{:,.0f}"),
-                ("naive_vol_ticks_per_s", "naive vol-ticks/s", "{:,.0f}"),
-                ("speedup", "speed-up", "{:.1f}x"),
-                ("events_per_tick", "events/tick", "{:.2f}"),
-                ("naive_events_per_tick", "naive events/tick", "{:.0f}"),
-                ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
-            ],
-            title="simulator benchmark (fixed policy, 10 s ticks)",
-        )
+        print_table(rows, BENCH_COLUMNS, title="simulator benchmark (fixed policy, 10 s ticks)")
 
 
 @app.command()
@@ -157,8 +145,7 @@ def compare(
             bar.stop()
     o = comp.outcome
     if o is not None and not as_json:
-        stale = f", {len(o.stale)} re-run (settings changed)" if o.stale else ""
-        console.print(f"{len(o.ran)} runs done, {len(o.skipped)} already finished (skipped){stale}, {len(o.failed)} failed")
+        console.print(o.line())
     if as_json:
         print_json(comp.to_json())
     else:
@@ -190,6 +177,7 @@ def tune(
 ):
     """Optuna multi-objective study over a policy's thresholds and forecaster settings (resumable)."""
     from experiments.tune import tune as run_tune
+    from experiments.tune.tables import IMPROVEMENT_COLUMNS, front_table
 
     bar = progress_bar()
     task = bar.add_task("trials", total=None, visible=not quiet)
@@ -209,30 +197,12 @@ def tune(
         print_json(info)
         return
     t = outcome.tuning
-    names = t.objective_names
-    front = outcome.front
     chosen = (outcome.chosen or {}).get("number")
-    rows = []
-    for r in front.to_dict(orient="records"):
-        row = {"number": ("* " if r["number"] == chosen else "") + str(r["number"])}
-        row.update({n: r[n] for n in names})
-        row.update({k: (("-" if v != v else f"{v:.4g}") if isinstance(v, float) else str(v)) for k, v in r.items() if k.startswith("param:")})
-        rows.append(row)
-    pcols = [k for k in front.columns if k.startswith("param:")] if not front.empty else []
-    short = {"param:params.": "", "param:forecaster_params.": "fc.", "param:retrain.": "retrain.", "param:": ""}
-
-    def shorten(k: str) -> str:
-        prefix = next(p for p in short if k.startswith(p))
-        return short[prefix] + k.removeprefix(prefix)
-
-    cols = [("number", "trial", "{}")] + [(n, n, "{:.5g}") for n in names] + [(p, shorten(p), "{}") for p in pcols]
+    rows, cols = front_table(outcome)
     print_table(rows, cols, title=f"study {t.study}: Pareto front ({info['n_trials']} trials, {info['new_trials']} new; * = chosen)")
     if outcome.improvement:
-        print_table(
-            outcome.improvement,
-            [("metric", "objective", "{}"), ("untuned", "untuned", "{:.5g}"), ("tuned", "tuned", "{:.5g}"), ("diff", "diff", "{:+.5g}"), ("rel_pct", "relative %", "{:+.1f}")],
-            title=f"{t.policy.label}: tuned (trial {chosen}) vs untuned, {t.base.duration_h:g} h, seeds {t.seeds}",
-        )
+        print_table(outcome.improvement, IMPROVEMENT_COLUMNS,
+                    title=f"{t.policy.label}: tuned (trial {chosen}) vs untuned, {t.base.duration_h:g} h, seeds {t.seeds}")
     if outcome.chosen is None:
         console.print("no trial meets the constraints yet: no config exported (loosen the constraints or run more trials)")
     console.print(f"study: {info['storage']} / {t.study}; outputs: {outcome.out_dir}" + (f" (best.yaml: {outcome.out_dir / 'best.yaml'})" if outcome.chosen else ""))
@@ -248,13 +218,26 @@ def report(
     level: float = typer.Option(0.95, help="confidence level of the intervals"),
     timeline_days: float = typer.Option(3.0, help="days shown in timelines and forecast plots (0: the whole run)"),
     as_json: bool = typer.Option(False, "--json", help="print what was written as JSON on stdout"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ):
     """A self-contained report (Markdown, optionally HTML, images beside it) of RESULTS_DIR."""
     from experiments.report import build_report
 
     if not 0.0 < level < 1.0:
         raise UserError(f"--level: confidence level must be in (0, 1), not {level}")
-    rep = build_report(results_dir, out, html, baseline, level, timeline_days or None)
+    bar = progress_bar()
+    task = bar.add_task("report", total=None, visible=not quiet)
+
+    def progress(done: int, total: int, what: str) -> None:  # first called once the arguments are checked
+        bar.update(task, total=total, completed=done, description=f"report: {what}")
+        if not quiet and not bar.live.is_started:
+            bar.start()
+
+    try:
+        rep = build_report(results_dir, out, html, baseline, level, timeline_days or None, progress)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     if as_json:
         print_json(rep.to_json())
     else:
@@ -263,9 +246,42 @@ def report(
             console.print(f"  skipped {k}: {why}")
 
 
+@app.command("list")
+@user_errors
+def list_names(
+    sections: list[str] | None = typer.Argument(None, help="policies, forecasters, workloads, trace_families, device_classes (default: all)"),
+    as_json: bool = typer.Option(False, "--json", help="print the names and parameters as JSON on stdout"),
+    config_reference: bool = typer.Option(False, "--config-reference", help="print the experiment-config reference (Markdown) instead"),
+):
+    """What a config may name (policies, forecasters, workloads, trace families, device
+    classes), with each one's parameters and defaults."""
+    if config_reference:
+        from experiments.config_reference import config_reference as reference
+
+        typer.echo(reference(), nl=False)
+        return
+    from experiments.listing import SECTIONS, as_text, catalogue
+
+    chosen: list[str] = []
+    for name in sections or list(SECTIONS):
+        key = name.replace("-", "_").lower()
+        match = [k for k in SECTIONS if k == key or k.startswith(key.rstrip("s"))]
+        if not key or not match:
+            raise UserError(f"piop list: unknown section {name!r}; known: {', '.join(SECTIONS)}")
+        chosen.extend(m for m in match if m not in chosen)
+    cat = catalogue()
+    if as_json:
+        print_json({k: cat[k] for k in chosen})
+    else:
+        typer.echo(as_text(cat, chosen))
+
+
 from experiments.forecast_cli import forecast_app  # noqa: E402
 from experiments.trace_cli import trace_app  # noqa: E402
+from host import cli as host_cli  # noqa: E402
 
+app.command("record")(host_cli.record)
+app.command("calibrate")(host_cli.calibrate)
 app.add_typer(trace_app, name="trace", help="Inspect and convert real I/O traces.")
 app.add_typer(forecast_app, name="forecast", help="Backtest forecasters on traces or synthetic fleets.")
 

@@ -9,22 +9,20 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from common import yamlfile
 from common.errors import UserError
+from common.strict import Strict
 from sim.devices import DEVICE_CLASSES
 
 DEFAULT_TRACES = "../shared/traces"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class VolumeGroup(_Strict):
+class VolumeGroup(Strict):
     """A group of volumes: `count` synthetic volumes of one workload, or a trace's volumes."""
 
     workload: str | None = None  # synthetic generator name
@@ -38,6 +36,9 @@ class VolumeGroup(_Strict):
     rto_h: float | None = Field(None, gt=0)
     tier: str | None = None  # tier of the pre-existing full backup (default: preferred tier)
     params: dict[str, Any] = Field(default_factory=dict)
+    # a trace shorter than the run (history_h + duration_h): repeat it, serve zeros, hold each
+    # volume's last value, or refuse the run; default: the trace family's own (with a warning)
+    past_end: Literal["loop", "zeros", "hold", "error"] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> VolumeGroup:
@@ -45,6 +46,11 @@ class VolumeGroup(_Strict):
             raise ValueError("give exactly one of 'workload' (synthetic) or 'trace'")
         if self.trace is not None and not self.path:
             raise ValueError("a trace group needs 'path'")
+        if self.past_end is not None and self.trace is None:
+            raise ValueError("past_end applies to trace groups only (synthetic load never ends)")
+        loop = self.params.get("loop")
+        if self.past_end in ("loop", "zeros") and loop is not None and bool(loop) != (self.past_end == "loop"):
+            raise ValueError(f"past_end: {self.past_end} contradicts params.loop: {loop}")
         return self
 
     @field_validator("device")
@@ -55,7 +61,7 @@ class VolumeGroup(_Strict):
         return v
 
 
-class TierConfig(_Strict):
+class TierConfig(Strict):
     name: str
     media: str = "hdd"
     ingest_mbps: float = Field(gt=0)
@@ -66,14 +72,15 @@ class TierConfig(_Strict):
     priority: int = 0
 
 
-def _default_tiers() -> list[TierConfig]:
+def default_tiers() -> list[TierConfig]:
+    """The two tiers a config gets when it names none (also the benchmark's)."""
     return [
         TierConfig(name="ssd", media="ssd", ingest_mbps=1500, restore_mbps=1200, slots=4, capacity_gb=50_000, cost_per_gb_month=0.08, priority=0),
         TierConfig(name="hdd", media="hdd", ingest_mbps=600, restore_mbps=300, slots=8, capacity_gb=500_000, cost_per_gb_month=0.015, priority=1),
     ]
 
 
-class PolicyConfig(_Strict):
+class PolicyConfig(Strict):
     policy: str
     name: str | None = None  # label in results (default: the policy name)
     params: dict[str, Any] = Field(default_factory=dict)
@@ -86,7 +93,7 @@ class PolicyConfig(_Strict):
         return self.name or (f"{self.policy}-{self.forecaster}" if self.forecaster else self.policy)
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = 0
@@ -111,7 +118,7 @@ class ExperimentConfig(_Strict):
     initial_full_spread_h: float = Field(0.0, ge=0)
     record_s: float = Field(60.0, gt=0)
     fleet: list[VolumeGroup] = Field(min_length=1)
-    tiers: list[TierConfig] = Field(default_factory=_default_tiers, min_length=1)
+    tiers: list[TierConfig] = Field(default_factory=default_tiers, min_length=1)
     policies: list[PolicyConfig] = Field(min_length=1)
 
     @field_validator("start")
@@ -121,6 +128,13 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
+        shortest = max(self.decision_s, self.record_s)
+        if self.duration_h * 3600.0 < shortest:
+            what = "decision period (decision_s)" if self.decision_s >= self.record_s else "recorded step (record_s)"
+            raise ValueError(
+                f"duration_h ({self.duration_h:g} h = {self.duration_h * 3600.0:g} s) is shorter than one {what} of "
+                f"{shortest:g} s: nothing would be decided or recorded"
+            )
         steps = self.history_h * 3600.0 / self.history_step_s
         if abs(steps - round(steps)) > 1e-9:
             raise ValueError(f"history_h ({self.history_h} h) must be a whole number of history steps ({self.history_step_s:g} s)")
@@ -152,7 +166,8 @@ def expand_path(path: str) -> str:
     return os.path.expanduser(os.path.expandvars(path))
 
 
-def _format_validation(path: Path, err: ValidationError) -> str:
+def format_validation(path: Path, err: ValidationError) -> str:
+    """The first pydantic error as one line naming the file and the field (`path: a.b: msg`)."""
     e = err.errors()[0]
     loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
     msg = e["msg"].removeprefix("Value error, ")
@@ -170,23 +185,31 @@ def parse_config(data: Any, path: Path | str = "<config>") -> ExperimentConfig:
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as err:
-        raise UserError(_format_validation(path, err)) from None
-    _check_semantics(cfg, path)
+        raise UserError(format_validation(path, err)) from None
+    from experiments.config_checks import check_semantics  # the registries: loaded only now
+
+    check_semantics(cfg, path)
     return cfg
 
 
 def read_yaml(path: Path, what: str = "YAML config") -> Any:
-    """Parse a YAML file, turning a missing file or a syntax error into a one-line `UserError`."""
+    """Parse a YAML file, turning a missing, binary or malformed file (a key given twice
+    included) into a one-line `UserError` naming the file and the line."""
     if not path.exists():
         raise UserError(f"{path}: no such file")
     if path.is_dir():
         raise UserError(f"{path}: is a folder, expected a {what} file")
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not a text file (byte {err.start} is not UTF-8); expected a {what}") from None
+    try:
+        return yamlfile.load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{path}:{where} malformed YAML: {getattr(err, 'problem', err)}") from None
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{path}:{where} malformed YAML: {problem}") from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
@@ -196,53 +219,3 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     if isinstance(data, dict) and overrides:
         data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
     return parse_config(data, path)
-
-
-def _check_semantics(cfg: ExperimentConfig, path: Path) -> None:
-    """Checks that need the registries or cross-field arithmetic."""
-    import schedulers
-    import workloads
-
-    tier_names = {t.name for t in cfg.tiers}
-    fastest_restore = max(t.restore_mbps for t in cfg.tiers)
-    for i, g in enumerate(cfg.fleet):
-        where = f"{path}: fleet.{i}"
-        if g.workload is not None and g.workload not in workloads.SYNTHETIC:
-            raise UserError(f"{where}.workload: unknown workload {g.workload!r}; known: {', '.join(workloads.SYNTHETIC.names())}")
-        if g.trace is not None:
-            if g.trace not in workloads.TRACES:
-                raise UserError(f"{where}.trace: unknown trace family {g.trace!r}; known: {', '.join(workloads.TRACES.names())}")
-        if g.tier is not None and g.tier not in tier_names:
-            raise UserError(f"{where}.tier: unknown tier {g.tier!r}; tiers: {', '.join(sorted(tier_names))}")
-        rpo_s = (g.rpo_h or cfg.rpo_h) * 3600
-        rto_s = (g.rto_h or cfg.rto_h) * 3600
-        if rpo_s <= cfg.decision_s + cfg.tick_s:
-            raise UserError(f"{where}.rpo_h: {rpo_s / 3600:g} h is impossible: a backup cannot even start and finish within one decision period ({cfg.decision_s:g} s)")
-        min_restore = g.used_gb * 1e9 / (fastest_restore * 1e6) + cfg.restore_overhead_s
-        if rto_s < min_restore:
-            raise UserError(
-                f"{where}.rto_h: {rto_s / 3600:g} h is impossible: restoring a full {g.used_gb:g} GB at the fastest tier's "
-                f"{fastest_restore:g} MB/s takes {min_restore / 3600:.2f} h"
-            )
-    for i, p in enumerate(cfg.policies):
-        where = f"{path}: policies.{i}"
-        if p.policy not in schedulers.SCHEDULERS:
-            raise UserError(f"{where}.policy: unknown policy {p.policy!r}; known: {', '.join(schedulers.SCHEDULERS.names())}")
-        try:
-            schedulers.SCHEDULERS.create(p.policy, **p.params)
-        except TypeError as err:
-            raise UserError(f"{where}.params: {err}".replace("__init__() ", "")) from None
-        if p.forecaster is not None and p.forecaster not in _forecasters():
-            raise UserError(f"{where}.forecaster: unknown forecaster {p.forecaster!r}; known: {', '.join(_forecasters().names())}")
-        for key in ("tier", "full_tier"):
-            name = p.params.get(key)
-            if name is not None and name not in tier_names:
-                raise UserError(f"{where}.params.{key}: unknown tier {name!r}; tiers: {', '.join(sorted(tier_names))}")
-
-
-def _forecasters():
-    """The forecaster registry (imported only when a policy names one: it pulls in torch)."""
-    import forecasters  # noqa: F401  (registration)
-    from forecasters.base import FORECASTERS
-
-    return FORECASTERS

@@ -15,101 +15,22 @@ Forecasters are registry names with optional parameters: `seasonal_naive:season=
 
 from __future__ import annotations
 
-import json
 import math
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from rich.progress import TaskID
 
-from experiments.clitools import user_errors
 from common.errors import UserError
+from experiments.clitools import print_json, progress_bar, user_errors
+from experiments.provenance import write_command
 
 forecast_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="Backtest the forecasters (predictive I/O profiler).")
 
 DEFAULT_FORECASTERS = "naive,seasonal_naive,seasonal_naive:season=weekly,seasonal_median,trailing_mean,trailing_median,ewma,blend,ets,arima,mstl,lstm,oracle"
-
-
-_Usage = UserError  # a user's mistake in this command's inputs
-_user_errors = user_errors
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-def _history_of(source, step: float, n_steps: int, start_epoch: float):
-    from sim.history import history_from_source
-
-    if n_steps < 1:
-        raise _Usage("the series is shorter than one history step")
-    return history_from_source(source, step, n_steps, start_epoch=start_epoch)
-
-
-def _load_trace(path: str, family: str, step: float, tick: float | None, top: int | None, seed: int):
-    import workloads.traces  # noqa: F401  (registration)
-    from workloads.registry import TRACES
-
-    p = Path(path)
-    if not p.exists():
-        raise _Usage(f"{path}: no such file or folder")
-    tick = tick or step
-    if round(step / tick) * tick != step:
-        raise _Usage(f"--step ({step:g} s) must be a whole multiple of --tick ({tick:g} s)")
-    params = {"top": top} if top else {}
-    try:
-        src = TRACES.create(family, path=str(p), tick_s=tick, seed=seed, **params)
-    except (TypeError, ValueError) as err:
-        raise _Usage(f"{path}: {err}") from None
-    n_ticks = getattr(src, "n_ticks", None)
-    if n_ticks is None:
-        raise _Usage(f"{path}: the {family} source does not tell its length")
-    start = float(getattr(src, "start_epoch", 0.0))
-    n_steps = int(n_ticks * tick // step)
-    return _history_of(src, step, n_steps, start), [v.volume_id for v in src.volumes]
-
-
-def _load_synthetic(kinds: list[str], count: int, days: float, step: float, tick: float | None, seed: int):
-    import workloads.synthetic  # noqa: F401  (registration)
-    from workloads.base import FleetLoad
-    from workloads.registry import SYNTHETIC
-
-    tick = tick or step
-    start = 1704067200.0  # 2024-01-01 00:00 UTC, a Monday
-    sources = []
-    for i, k in enumerate(kinds):
-        try:
-            sources.append(SYNTHETIC.create(k, count=count, tick_s=tick, seed=seed * 1000 + i, id_prefix=f"{k}-", start_epoch=start))
-        except (TypeError, ValueError) as err:
-            raise _Usage(f"--synthetic {k}: {err}") from None
-    fleet = FleetLoad(sources)
-    return _history_of(fleet, step, int(days * 86400 // step), start), [v.volume_id for v in fleet.volumes]
-
-
-def _load_config(path: str, days: float | None, step: float, tick: float | None, seed: int):
-    try:
-        from experiments.config import load_config
-        from experiments.runner import build_fleet
-    except ImportError:  # pragma: no cover
-        raise _Usage("this checkout has no experiment config loader; use --synthetic database,vm,fileserver") from None
-    cfg = load_config(path)
-    # forecasting works on history steps: a tick of one step is enough and much faster
-    cfg = cfg.model_copy(update={"tick_s": tick or step, "history_step_s": step})
-    load, _, start = build_fleet(cfg, seed)
-    days = days or max(cfg.duration_h / 24.0, 42.0)
-    return _history_of(load, step, int(days * 86400 // step), start), [v.volume_id for v in load.volumes]
-
-
-def _select_top(history, ids: list[str], top: int | None):
-    import numpy as np
-
-    from sim.types import LoadHistory
-
-    if not top or top >= len(ids):
-        return history, ids
-    order = np.argsort(-history.mbps.mean(axis=0), kind="stable")[:top]
-    cols = lambda a: np.ascontiguousarray(a[:, order])  # noqa: E731
-    h = LoadHistory(history.step_s, history.start_epoch, history.times, cols(history.iops), cols(history.mbps), cols(history.cpu_pct), cols(history.mem_pct), cols(history.net_mbps), [history.kinds[i] for i in order])
-    return h, [ids[i] for i in order]
 
 
 # ----------------------------------------------------------------------------- output
@@ -157,18 +78,36 @@ def _print_tables(summary, title: str) -> None:
         con.print(t)
 
 
-def _jsonable(x):
-    import numpy as np
+def _check_options(origins: int, step: float, horizon_h: float, train_days: float, retrain_h: float, top: int | None, count: int,
+                   days: float | None, forecasters: str) -> list[str]:
+    """The forecaster specs, once every numeric option is in range."""
+    for v, what in ((origins, "--origins"), (step, "--step"), (horizon_h, "--horizon-h")):
+        if v is None or v <= 0:
+            raise UserError(f"{what} must be > 0")
+    if train_days < 0 or retrain_h < 0 or (top is not None and top < 1) or count < 1 or (days is not None and days <= 0):
+        raise UserError("--train-days, --retrain-h must be >= 0; --top, --count, --days > 0")
+    specs = [s.strip() for s in forecasters.split(",") if s.strip()]
+    if not specs:
+        raise UserError("--forecasters: give at least one name")
+    return specs
 
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A bar per forecaster on stderr, advanced at each forecast origin (none with -q)."""
+    if quiet:
+        yield None
+        return
+    bar = progress_bar()
+    tasks: dict[str, TaskID] = {}
+
+    def progress(label: str, i: int, n: int) -> None:
+        if label not in tasks:
+            tasks[label] = bar.add_task(f"{label:<30} origins", total=n)
+        bar.update(tasks[label], completed=i)
+
+    with bar:
+        yield progress
 
 
 # ----------------------------------------------------------------------------- command
@@ -180,7 +119,7 @@ def _group() -> None:
 
 
 @forecast_app.command("backtest")
-@_user_errors
+@user_errors
 def backtest(
     target: str = typer.Argument(None, help="trace file/folder (e.g. ../shared/traces/bitbrains_gwa_t12_rnd) or experiment YAML"),
     forecasters: str = typer.Option(DEFAULT_FORECASTERS, "--forecasters", "-f", help="comma-separated names, params as name:key=value"),
@@ -200,70 +139,29 @@ def backtest(
     out: Path = typer.Option(Path("results/backtest"), "--out", help="results root"),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout instead of tables"),
     plot_volumes: int = typer.Option(4, "--plot-volumes", help="volumes in forecast.png (0: no plot)"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress on stderr"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar on stderr"),
 ) -> None:
     """Rolling-origin backtest of forecasters on a trace, a config's fleet or a synthetic fleet."""
-    import numpy as np
-
     import forecasters as _f  # noqa: F401  (registration)
-    from forecasters.backtest import BacktestConfig, best_forecaster, build, parse_spec, plot, run_backtest
+    from experiments.backtest_io import load_input, write_results
+    from forecasters.backtest import BacktestConfig, build, parse_spec, run_backtest
 
-    for v, what in ((origins, "--origins"), (step, "--step"), (horizon_h, "--horizon-h")):
-        if v is None or v <= 0:
-            raise _Usage(f"{what} must be > 0")
-    if train_days < 0 or retrain_h < 0 or (top is not None and top < 1) or count < 1 or (days is not None and days <= 0):
-        raise _Usage("--train-days, --retrain-h must be >= 0; --top, --count, --days > 0")
-    specs = [s.strip() for s in forecasters.split(",") if s.strip()]
-    if not specs:
-        raise _Usage("--forecasters: give at least one name")
-
-    if synthetic:
-        kinds = [k.strip() for k in synthetic.split(",") if k.strip()]
-        history, ids = _load_synthetic(kinds, count, days or 42.0, step, tick, seed)
-        label = name or "synthetic-" + "-".join(kinds)
-    elif target is None:
-        raise _Usage("give a trace path or a YAML config, or --synthetic database,vm,fileserver")
-    elif target.lower().endswith((".yaml", ".yml")):
-        history, ids = _load_config(target, days, step, tick, seed)
-        label = name or Path(target).stem
-    else:
-        history, ids = _load_trace(target, family, step, tick, top, seed)
-        label = name or Path(target.rstrip("/")).name.split(".")[0]
-    history, ids = _select_top(history, ids, top)
-    if not ids:
-        raise _Usage("no volumes to forecast")
-
+    specs = _check_options(origins, step, horizon_h, train_days, retrain_h, top, count, days, forecasters)
+    history, ids, label = load_input(target, synthetic, family, count, days, step, tick, top, seed, name)
     for s in specs:  # fail fast on unknown names / bad parameters
         try:
             parse_spec(s)
             build(s, history, BacktestConfig().rule)
         except (TypeError, ValueError) as err:
-            raise _Usage(f"forecaster {s!r}: {err}".replace("__init__() ", "")) from None
+            raise UserError(f"forecaster {s!r}: {err}".replace("__init__() ", "")) from None
 
     cfg = BacktestConfig(horizon_s=horizon_h * 3600.0, n_origins=origins, train_days=train_days, retrain_hours=retrain_h or None)
     need = (train_days * 86400 + horizon_h * 3600) / step
     if history.n_steps < need:
-        raise _Usage(f"series too short: {history.n_steps * step / 86400:.1f} days, need --train-days {train_days:g} + --horizon-h {horizon_h:g} h")
+        raise UserError(f"series too short: {history.n_steps * step / 86400:.1f} days, need --train-days {train_days:g} + --horizon-h {horizon_h:g} h")
 
-    progress = None
-    if not quiet:
-        from rich.console import Console
-
-        err_con = Console(stderr=True)
-
-        def progress(lbl: str, i: int, n: int) -> None:
-            if i == n or i == 1:
-                err_con.print(f"[dim]{lbl}: origin {i}/{n}[/dim]")
-
-    res = run_backtest(history, specs, cfg, volume_ids=ids, progress=progress)
-    folder = out / label
-    folder.mkdir(parents=True, exist_ok=True)
-    res.metrics.to_parquet(folder / "metrics.parquet", index=False)
-    res.summary.to_parquet(folder / "summary.parquet", index=False)
-    best = best_forecaster(res.summary)
-    if plot_volumes > 0:
-        shown = [b for b in dict.fromkeys([best, "lstm", "seasonal_naive"]) if b]
-        plot(res, history, folder / "forecast.png", forecasters=shown, n_volumes=plot_volumes)
+    with _progress(quiet) as progress:
+        res = run_backtest(history, specs, cfg, volume_ids=ids, progress=progress)
     meta = {
         "name": label,
         "input": synthetic and f"synthetic:{synthetic}" or target,
@@ -274,16 +172,13 @@ def backtest(
         "horizon_h": horizon_h,
         "train_days": train_days,
         "retrain_h": retrain_h,
-        "first_origin_epoch": float(history.start_epoch + res.origins[0] * step),
-        "best_mean_1h": best,
-        "best_mean_6h": best_forecaster(res.summary, "rel_mbps_mean_6h"),
-        "folder": str(folder),
     }
-    (folder / "summary.json").write_text(json.dumps(_jsonable({**meta, "summary": res.summary.to_dict(orient="records")}), indent=2))
+    data = write_results(res, history, out / label, meta, plot_volumes)
+    write_command(out / label)
     if json_out:
-        sys.stdout.write(json.dumps(_jsonable({**meta, "summary": res.summary.to_dict(orient="records")}), indent=2) + "\n")
+        print_json(data)
         return
+    folder = out / label
     _print_tables(res.summary, label)
-    typer.echo(f"best (median relative MAE, mean load of next 1 h): {best}; next 6 h: {meta['best_mean_6h']}")
+    typer.echo(f"best (median relative MAE, mean load of next 1 h): {data['best_mean_1h']}; next 6 h: {data['best_mean_6h']}")
     typer.echo(f"wrote {folder}/metrics.parquet, summary.parquet, summary.json" + (", forecast.png" if plot_volumes > 0 else ""))
-    del np

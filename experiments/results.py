@@ -18,50 +18,51 @@ killed run leaves no half-written results; a folder with `summary.json` is finis
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
-import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
+from common.atomic import atomic_write_text
+from common.jsonable import dumps
+from common.oserrors import naming
 from experiments.config import ExperimentConfig
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(_jsonable(data), f, indent=2)
-    os.replace(tmp, path)
+    """Write JSON atomically (NumPy values unwrapped, NaN as null): readers never see half a file."""
+    atomic_write_text(path, dumps(data))
+
+
+def provenance_or_none() -> dict | None:
+    """Where a result came from (command line, version, commit, time), from
+    `experiments.provenance` when this installation has it."""
+    if importlib.util.find_spec("experiments.provenance") is None:
+        return None
+    return importlib.import_module("experiments.provenance").provenance()
 
 
 def write_run(run_dir: Path, result, cfg: ExperimentConfig, meta: dict) -> Path:
+    """Write the run folder (see the module docstring); an OS error names `run_dir`."""
+    with naming(run_dir):
+        return _write_run(Path(run_dir), result, cfg, meta)
+
+
+def _write_run(run_dir: Path, result, cfg: ExperimentConfig, meta: dict) -> Path:
     from experiments.plots import timeline_png
 
-    run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.parent.glob(f".{run_dir.name}.tmp-*"):  # left by a killed run of this same run
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.tmp-"))
+    os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide finished runs from other users
     try:
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         pd.DataFrame([result.fleet]).to_parquet(tmp / "fleet.parquet", index=False)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,16 +12,25 @@ import numpy as np
 
 import schedulers
 import workloads
-from experiments.config import ExperimentConfig, PolicyConfig, expand_path
+from common.atomic import check_writable
 from common.errors import UserError
-from experiments.results import write_run
+from common.interrupts import Interrupted
+from common.locks import try_lock
+from experiments.config import ExperimentConfig, PolicyConfig, expand_path
+from experiments.coverage import apply_past_end, load_warnings, past_end_params
+from experiments.results import provenance_or_none, write_run
+from experiments.sizing import check_config_size
 from sim.devices import DEVICE_CLASSES
-from sim.history import history_from_source
+from sim.history import HistoryRecorder, history_from_source
 from sim.model import RunResult, Simulation
 from sim.spec import SimSpec, VolumeSpec
 from sim.tiers import TierSpec
 from sim.types import LoadHistory
 from workloads.base import FleetLoad, LoadSource, Offset
+
+
+class RunningElsewhere(UserError):
+    """The run is locked by another process that is simulating and writing it now."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,9 @@ def build_fleet(cfg: ExperimentConfig, seed: int) -> tuple[FleetLoad, list[Volum
             path = expand_path(g.path or "")
             if not Path(path).exists():
                 raise UserError(f"fleet.{gi}.path: {path}: no such file or folder (set PIOP_TRACES or the path)")
-            built[gi] = workloads.TRACES.create(g.trace, path=path, tick_s=cfg.tick_s, seed=_group_seed(seed, gi), **g.params)
+            params = {**g.params, **past_end_params(g)}
+            src = workloads.TRACES.create(g.trace, path=path, tick_s=cfg.tick_s, seed=_group_seed(seed, gi), **params)
+            built[gi] = apply_past_end(cfg, gi, g, src)
     start = cfg.start_epoch
     if "start" not in cfg.model_fields_set:
         starts = [getattr(s, "start_epoch", None) for s in built.values()]
@@ -114,10 +126,45 @@ def sim_spec(cfg: ExperimentConfig, volumes: list[VolumeSpec], start_epoch: floa
 
 
 def forecaster_name(policy: PolicyConfig) -> str | None:
-    """The forecaster a policy reads: its own, or the true future for the oracle policy."""
-    if policy.forecaster is None and policy.policy == "oracle":
-        return "oracle"
-    return policy.forecaster
+    """The forecaster a policy reads: its own, else the one its scheduler class pairs with it
+    (`default_forecaster`, e.g. the true future for the oracle policy)."""
+    if policy.forecaster is not None:
+        return policy.forecaster
+    return getattr(schedulers.SCHEDULERS.get(policy.policy), "default_forecaster", None)
+
+
+def reads_forecasts(policy: PolicyConfig) -> bool:
+    """Whether a run of `policy` reads forecasts: a forecaster is named or paired, or the
+    scheduler class declares `uses_forecasts` (a plain third-party class need not)."""
+    if forecaster_name(policy) is not None:
+        return True
+    return bool(getattr(schedulers.SCHEDULERS.get(policy.policy), "uses_forecasts", False))
+
+
+def needs_future(forecaster: str) -> bool:
+    """Whether the forecaster class declares `needs_future`: it is handed the run's true load."""
+    from forecasters.base import FORECASTERS
+
+    return bool(getattr(FORECASTERS.get(forecaster), "needs_future", False))
+
+
+def true_future(load: LoadSource, step_s: float) -> Callable[[float, int], np.ndarray]:
+    """What a `needs_future` forecaster is handed: `future(origin_t, horizon_steps)`, the run's
+    own load after the origin as a `[V, H, 2]` (iops, mbps) array, aggregated to `step_s`
+    exactly as the simulator's recorder aggregates what the policies observe."""
+    from forecasters.series import targets
+
+    step_ticks = round(step_s / load.tick_s)
+    kinds = [v.kind for v in load.volumes]
+
+    def future(origin_t: float, horizon_steps: int) -> np.ndarray:
+        start = int(round(origin_t / load.tick_s))
+        n = horizon_steps * step_ticks
+        rec = HistoryRecorder(len(load.volumes), load.tick_s, step_ticks, horizon_steps, kinds, 0.0)
+        rec.add_ticks(load.block(start, n), 0, n)
+        return np.transpose(targets(rec.history()), (1, 0, 2))
+
+    return future
 
 
 def build_forecasts(cfg: ExperimentConfig, policy: PolicyConfig, load: LoadSource, prior: LoadHistory | None = None):
@@ -129,8 +176,8 @@ def build_forecasts(cfg: ExperimentConfig, policy: PolicyConfig, load: LoadSourc
     from forecasters.service import ForecastService
 
     params = dict(policy.forecaster_params)
-    if name == "oracle":
-        params["future"] = load
+    if needs_future(name):
+        params["future"] = true_future(load, cfg.history_step_s)
     try:
         model = FORECASTERS.create(name, **params)
         return ForecastService(model, horizon_steps=max(1, round(cfg.horizon_h * 3600.0 / cfg.history_step_s)), retrain=policy.retrain, prior=prior)
@@ -155,6 +202,7 @@ def split_history(cfg: ExperimentConfig, load: FleetLoad, start: float) -> tuple
 def simulate(plan: RunPlan, progress: Callable[[float], None] | None = None) -> tuple[RunResult, dict]:
     cfg = plan.config
     fleet, volumes, fleet_start = build_fleet(cfg, plan.seed)
+    check_config_size(cfg, f"{cfg.name}: fleet", len(volumes))
     load, start, prior = split_history(cfg, fleet, fleet_start)
     spec = sim_spec(cfg, volumes, start, plan.seed)
     scheduler = schedulers.SCHEDULERS.create(plan.policy.policy, **plan.policy.params)
@@ -171,16 +219,71 @@ def simulate(plan: RunPlan, progress: Callable[[float], None] | None = None) -> 
         "seed": plan.seed,
         "start_epoch": start,
         "load": load.describe(),
+        "warnings": load_warnings(cfg, fleet),
         **result.meta,
     }
     return result, meta
 
 
-def execute(plan: RunPlan, out_root: Path, progress: Callable[[float], None] | None = None) -> dict:
-    """Simulate one plan and write its results folder; returns its summary row."""
-    t0 = time.perf_counter()
-    result, meta = simulate(plan, progress)
-    meta["wall_s"] = time.perf_counter() - t0
-    run_dir = out_root / plan.config.name / plan.run_id
-    write_run(run_dir, result, plan.config, meta)
+def preflight(cfg: ExperimentConfig) -> list[str]:
+    """Build the fleet once before any run: its real size must fit in memory, a trace group
+    with `past_end: error` must cover the run; returns the load warnings (`coverage`)."""
+    fleet, volumes, _ = build_fleet(cfg, cfg.seed_list[0])
+    check_config_size(cfg, f"{cfg.name}: fleet", len(volumes))
+    return load_warnings(cfg, fleet)
+
+
+def print_warning(message: str) -> None:
+    """The default way a command says what a run replays that was never measured: stderr."""
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()
+
+
+def execute(plan: RunPlan, out_root: Path, progress: Callable[[float], None] | None = None,
+            skip: Callable[[], bool] | None = None) -> dict | None:
+    """Simulate one plan and write its results folder; returns its summary row.
+
+    The output folder is checked for writability first (a read-only or full disk is found
+    before the simulation, not after it). The run is locked while it is simulated and
+    written (`.<run>.lock` beside its folder): a run locked by another process raises
+    `RunningElsewhere`. `skip()`, asked once the lock is held, may say the run is already
+    done (None is returned).
+    """
+    run_dir = Path(out_root) / plan.config.name / plan.run_id
+    check_writable(run_dir.parent, "results folder")
+    lock = try_lock(run_dir.parent / f".{plan.run_id}.lock")
+    if lock is None:
+        raise RunningElsewhere(f"{run_dir}: another process is running it now (running elsewhere)")
+    with lock:
+        if skip is not None and skip():
+            return None
+        t0 = time.perf_counter()
+        result, meta = simulate(plan, progress)
+        meta["wall_s"] = time.perf_counter() - t0
+        prov = provenance_or_none()
+        if prov is not None:
+            meta["provenance"] = prov
+        write_run(run_dir, result, plan.config, meta)
     return {"policy": plan.policy.label, "seed": plan.seed, **result.fleet}
+
+
+def run_plans(todo: Sequence[RunPlan], out_root: Path, progress_for: Callable[[RunPlan], Callable[[float], None]] | None = None,
+              on_warning: Callable[[str], None] = print_warning) -> list[dict]:
+    """`piop run`: every plan in turn, each simulated afresh; an interrupt says what was kept."""
+    if not todo:
+        return []
+    cfg = todo[0].config
+    check_writable(Path(out_root) / cfg.name, "results folder")
+    for w in preflight(cfg):
+        on_warning(w)
+    rows: list[dict] = []
+    try:
+        for plan in todo:
+            row = execute(plan, out_root, progress=progress_for(plan) if progress_for else None)
+            rows.append(row or {})
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"{len(rows)} of {len(todo)} runs kept in {Path(out_root) / cfg.name}, the run in progress discarded; "
+            "`piop compare` on the same config runs only what is missing"
+        ) from None
+    return rows

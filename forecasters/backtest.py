@@ -10,7 +10,9 @@ warm-starts), as `ForecastService` would.
 Metrics (see `forecasters.metrics`), per forecaster, volume and target: MAE and sMAPE at
 horizon steps (e.g. 5 min, 1 h, 6 h, 24 h) and for the mean load over the next 1 h and 6 h;
 relative MAE = MAE / (daily seasonal naive's MAE on the same origins and horizon);
-coverage of the upper quantile; step-level burst / high-load precision and recall of the
+coverage of the upper quantile (share of actual load at or below it, per volume over both
+targets, with its spread over volumes and the share of volumes within 5 points of the
+forecasts' nominal quantile); step-level burst / high-load precision and recall of the
 forecast labels against labels of the actual future (same rule, same origin baseline).
 """
 
@@ -24,9 +26,10 @@ import pandas as pd
 import yaml
 
 from forecasters import metrics as M
-from forecasters.base import FORECASTERS, steps, targets
+from forecasters.base import FORECASTERS
+from forecasters.calibration import Calibrated, pop_calibration
 from forecasters.classify import BurstRule, label_future, precision_recall
-from forecasters.oracle import Oracle
+from forecasters.series import steps, targets
 from sim.types import LoadHistory
 
 BASELINE = "seasonal_naive"
@@ -58,13 +61,16 @@ class BacktestResult:
     timing: dict[str, dict[str, float]]
     metrics: pd.DataFrame = field(default_factory=pd.DataFrame)  # long, per volume
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # per forecaster (and kind)
+    quantile: dict[str, float] = field(default_factory=dict)  # nominal level of each forecaster's upper
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict]:
     """"name" or "name:key=value:key=value" -> (label, registry name, params).
 
     The key `retrain_h` is the backtest's own (this forecaster's refit period in hours,
-    0 = fit once); `build` takes it out of the constructor parameters.
+    0 = fit once); `coverage` and the `calib_*` keys wrap the forecaster in `Calibrated`
+    (as a service's `retrain: {coverage: ...}` does); `build` takes them out of the
+    constructor parameters.
     """
     spec = spec.strip()
     if not spec:
@@ -110,14 +116,19 @@ def head(history: LoadHistory, n: int) -> LoadHistory:
 
 
 def build(spec: str, history: LoadHistory, rule: BurstRule):
+    """(label, forecaster) of a spec; a forecaster that needs the future gets the whole history."""
     label, name, params = parse_spec(spec)
     params.pop("retrain_h", None)
-    if name == "oracle":
-        return label, Oracle(future=history, rule=rule, **params)
-    f = FORECASTERS.create(name, **params)
+    calib = pop_calibration(params)
+    factory = FORECASTERS.get(name)
+    if getattr(factory, "needs_future", False):
+        if calib is not None:
+            raise ValueError(f"{name}: a forecaster given the true future is not calibrated")
+        return label, factory(future=history, rule=rule, **params)
+    f = factory(**params)
     if hasattr(f, "rule") and f.rule is None:
         f.rule = rule
-    return label, f
+    return label, (f if calib is None else Calibrated(f, rule=rule, **calib))
 
 
 def run_backtest(history: LoadHistory, specs: list[str], cfg: BacktestConfig | None = None, volume_ids: list[str] | None = None, progress=None) -> BacktestResult:
@@ -140,7 +151,7 @@ def run_backtest(history: LoadHistory, specs: list[str], cfg: BacktestConfig | N
         mean = np.empty((len(origins), V, H, 2), np.float32)
         upper = np.empty_like(mean)
         labels = np.empty((len(origins), V, H), np.int8)
-        fit_s, pred_s, n_fits, last_fit = 0.0, [], 0, None
+        fit_s, pred_s, n_fits, last_fit, quantile = 0.0, [], 0, None, float("nan")
         for i, o in enumerate(origins):
             h = head(history, int(o))
             if last_fit is None or (retrain_steps is not None and o - last_fit >= retrain_steps):
@@ -152,11 +163,12 @@ def run_backtest(history: LoadHistory, specs: list[str], cfg: BacktestConfig | N
             t0 = time.perf_counter()
             fc = f.predict(h, H)
             pred_s.append(time.perf_counter() - t0)
-            mean[i], upper[i], labels[i] = fc.mean, fc.upper, fc.labels
+            mean[i], upper[i], labels[i], quantile = fc.mean, fc.upper, fc.labels, fc.quantile
             if progress:
                 progress(label, i + 1, len(origins))
         res.mean[label], res.upper[label], res.labels[label] = mean, upper, labels
         res.timing[label] = {"fit_s": fit_s, "fits": n_fits, "predict_ms": 1e3 * float(np.mean(pred_s))}
+        res.quantile[label] = quantile
     res.metrics = volume_metrics(res)
     res.summary = summarize(res)
     return res
@@ -211,6 +223,7 @@ def summarize(res: BacktestResult, by_kind: bool = True) -> pd.DataFrame:
                     row[f"mae_{tgt}_{hname}"] = float(sel.mae.mean())
             cov = ml[ml.horizon == "upper_coverage"]
             row["upper_coverage"] = float(cov.mae.mean())
+            row.update(M.coverage_spread(cov.groupby("volume").mae.mean().to_numpy(), res.quantile.get(label, float("nan"))))
             pl, tl = res.labels[label][:, mask], res.truth_labels[:, mask]
             for which in ("burst", "high"):
                 p, r, n_p, n_a = precision_recall(pl, tl, which)
@@ -220,10 +233,17 @@ def summarize(res: BacktestResult, by_kind: bool = True) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _needs_future(label: str) -> bool:
+    """Whether a backtested forecaster read the true future (it competes with no one)."""
+    name = parse_spec(label)[1]
+    return name in FORECASTERS and bool(getattr(FORECASTERS.get(name), "needs_future", False))
+
+
 def best_forecaster(summary: pd.DataFrame, column: str = "rel_mbps_mean_1h") -> str | None:
     if column not in summary.columns:
         return None
-    s = summary[(summary.kind == "all") & (summary.forecaster != "oracle") & summary[column].notna()]
+    fair = np.array([not _needs_future(str(f)) for f in summary.forecaster], bool)
+    s = summary[(summary.kind == "all") & fair & summary[column].notna()]
     return None if s.empty else str(s.sort_values(column).iloc[0].forecaster)
 
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forecasters.base import DAY_S, steps, targets
+from common.units import DAY_S
+from forecasters.series import steps, targets
 from sim.types import LoadHistory, LoadLabel
 
 

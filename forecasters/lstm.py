@@ -40,8 +40,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from forecasters.base import DAY_S, FORECASTERS, WEEK_S, horizon_bucket, make_forecast, steps, targets
+from common.checks import require
+from common.units import DAY_S, MONDAY0_S, WEEK_S
+from forecasters.base import FORECASTERS, make_forecast
 from forecasters.seasonal import SeasonalNaive
+from forecasters.series import horizon_bucket, steps, targets
+from forecasters.threads import torch_threads
 from sim.types import Forecast, LoadHistory
 
 KIND_VOCAB: tuple[str, ...] = ("database", "vm", "fileserver", "other")
@@ -54,7 +58,7 @@ _EPS = 1e-6
 def _calendar(epoch: torch.Tensor) -> torch.Tensor:
     """Time of day and position in the week (Monday 00:00 = 0) as sin/cos pairs: `[..., 4]`."""
     day = 2 * math.pi * torch.remainder(epoch, DAY_S) / DAY_S
-    week = 2 * math.pi * torch.remainder(epoch - 4 * DAY_S, WEEK_S) / WEEK_S  # 1970-01-05 was a Monday
+    week = 2 * math.pi * torch.remainder(epoch - MONDAY0_S, WEEK_S) / WEEK_S
     return torch.stack([torch.sin(day), torch.cos(day), torch.sin(week), torch.cos(week)], -1).float()
 
 
@@ -167,8 +171,7 @@ class LSTMForecaster:
         threads: int = 2,
         rule=None,
     ):
-        if not 0.5 < quantile < 1.0:
-            raise ValueError("lstm: quantile must be in (0.5, 1)")
+        require(0.5 < quantile < 1.0, "quantile", "must be in (0.5, 1)", quantile, where=self.name)
         self.window_s, self.horizon_s, self.hidden, self.days = float(window_s), float(horizon_s), int(hidden), int(days)
         self.quantile = float(quantile)
         self.epochs, self.warm_epochs, self.warm_days = int(epochs), int(warm_epochs), float(warm_days)
@@ -297,9 +300,7 @@ class LSTMForecaster:
         if t_hi < t_lo:  # not enough history to train on: keep what we have
             self.last_fit = {"fit_s": time.perf_counter() - t_start, "epochs": 0, "warm": 0.0, "samples": 0}
             return
-        prev_threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
+        with torch_threads(self.threads):
             warm = self.warm_start and self.net is not None and self.step_s == history.step_s
             torch.manual_seed(self.seed + self.n_fits)
             rng = np.random.default_rng(self.seed + self.n_fits)
@@ -341,8 +342,6 @@ class LSTMForecaster:
             net.eval()
             self.n_fits += 1
             self.last_fit = {"fit_s": time.perf_counter() - t_start, "epochs": float(epochs), "warm": float(warm), "samples": float(epochs * per_epoch)}
-        finally:
-            torch.set_num_threads(prev_threads)
 
     # ------------------------------------------------------------------ prediction
     def predict(self, history: LoadHistory, horizon_steps: int) -> Forecast:
@@ -351,9 +350,7 @@ class LSTMForecaster:
             fc.model = f"{self.name}(fallback:seasonal_naive)"
             return fc
         W, D, WK, H, P = self._sizes(history.step_s)
-        prev_threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
+        with torch_threads(self.threads):
             # only the rows the features read: a week (scale, weekly lag) plus a day and the window
             need = WK + D + W
             tail = history.tail(need) if history.n_steps > need else history
@@ -369,8 +366,6 @@ class LSTMForecaster:
             s = scale[:, None, :].double()
             mean = (torch.expm1(med.double().clamp(max=30.0)) * s).numpy()
             upper = (torch.expm1(up.double().clamp(max=30.0)) * s).numpy()
-        finally:
-            torch.set_num_threads(prev_threads)
         if horizon_steps <= H:
             mean, upper = mean[:, :horizon_steps], upper[:, :horizon_steps]
         else:  # beyond the trained horizon: seasonal naive

@@ -43,3 +43,19 @@ def relative(err: np.ndarray, base_err: np.ndarray) -> np.ndarray:
 def coverage(upper: np.ndarray, true: np.ndarray) -> np.ndarray:
     """Share of actual values at or below the upper quantile, over origins and steps: `[V, 2]`."""
     return np.mean(true <= upper + 1e-12, axis=(0, 2))
+
+
+def coverage_spread(per_volume: np.ndarray, nominal: float) -> dict[str, float]:
+    """How per-volume coverage spreads around `nominal`: quantiles over volumes and the share within 5 points."""
+    c = np.asarray(per_volume, np.float64)
+    c = c[np.isfinite(c)]
+    if not c.size:
+        return {"coverage_nominal": float(nominal), "coverage_vol_min": float("nan"), "coverage_vol_p10": float("nan"),
+                "coverage_vol_p90": float("nan"), "coverage_within_5pts": float("nan")}
+    return {
+        "coverage_nominal": float(nominal),
+        "coverage_vol_min": float(c.min()),
+        "coverage_vol_p10": float(np.quantile(c, 0.1)),
+        "coverage_vol_p90": float(np.quantile(c, 0.9)),
+        "coverage_within_5pts": float(np.mean(np.abs(c - nominal) <= 0.05 + 1e-9)),
+    }

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecasters.base import FORECASTERS, PointForecaster, steps
+from common.checks import require
+from forecasters.base import FORECASTERS
+from forecasters.point import PointForecaster
+from forecasters.series import steps
 
 
 def _flat(level: np.ndarray, horizon: int) -> np.ndarray:
@@ -68,8 +71,7 @@ class Ewma(PointForecaster):
 
     def __init__(self, *, halflife_s: float = 3600.0, **kw):
         super().__init__(**kw)
-        if halflife_s <= 0:
-            raise ValueError("ewma: halflife_s must be > 0")
+        require(not halflife_s <= 0, "halflife_s", "must be > 0", halflife_s, where=self.name)
         self.halflife_s = float(halflife_s)
 
     def _point(self, y: np.ndarray, step_s: float, horizon: int) -> np.ndarray:

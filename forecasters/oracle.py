@@ -1,11 +1,14 @@
 """The oracle: forecasts the true future (the bound no forecaster can beat).
 
-Built from one of
-- a `LoadSource` (read past the forecast origin and aggregated exactly as the simulator's
-  `HistoryRecorder` does, so its error against the recorded history is exactly 0),
-- a `LoadHistory` covering the whole run (sliced after the origin), or
+The environment that runs it hands it the future (`needs_future = True` on the class
+says so), as one of
+- a `LoadHistory` covering the whole run (sliced after the forecast origin), or
 - a callable `future(horizon_steps)` or `future(origin_t, horizon_steps)` returning a
-  `[V, H, 2]` array (iops, mbps) or a `Forecast` (e.g. `DecisionContext.future`).
+  `[V, H, 2]` array (iops, mbps) or a `Forecast`.
+Reading a load source past the origin and aggregating it exactly as the simulator's
+recorder does (so the oracle's error against the recorded history is exactly 0) is
+the environment's part: it passes that reading as the callable, so the oracle needs
+nothing of the simulator beyond its published types.
 Its upper quantile equals its point forecast; labels come from the same classifier.
 """
 
@@ -16,19 +19,25 @@ from collections.abc import Callable
 
 import numpy as np
 
-from forecasters.base import FORECASTERS, make_forecast, targets
-from sim.history import HistoryRecorder
+from common.checks import fail
+from forecasters.base import FORECASTERS, make_forecast
+from forecasters.series import targets
 from sim.types import Forecast, LoadHistory
-from workloads.base import LoadSource
+
+_FUTURE = "a LoadHistory or a callable future(origin_t, horizon_steps)"
 
 
 @FORECASTERS.register("oracle")
 class Oracle:
     name = "oracle"
+    #: the environment must hand this forecaster the true future (`future=`)
+    needs_future = True
 
-    def __init__(self, future: Callable | LoadSource | LoadHistory | None = None, *, quantile: float = 0.9, rule=None):
+    def __init__(self, future: Callable | LoadHistory | None = None, *, quantile: float = 0.9, rule=None):
         if future is None:
-            raise ValueError("oracle needs the true future: a LoadSource, a full LoadHistory or a callable")
+            fail("future", f"the true future is needed: {_FUTURE}", where="oracle")
+        if not isinstance(future, LoadHistory) and not callable(future):
+            fail("future", f"{_FUTURE} (the environment reads a load source into one)", type(future).__name__, where="oracle", error=TypeError)
         self.future = future
         self.quantile = quantile
         self.rule = rule
@@ -46,20 +55,11 @@ class Oracle:
                 pad = np.repeat(y[-1:] if y.shape[0] else np.zeros((1, y.shape[1], 2)), horizon_steps - y.shape[0], axis=0)
                 y = np.concatenate([y, pad])
             return np.transpose(y, (1, 0, 2))
-        if isinstance(f, LoadSource) and hasattr(f, "block"):
-            step_ticks = round(history.step_s / f.tick_s)
-            start = int(round(history.end_t / f.tick_s))
-            rec = HistoryRecorder(len(f.volumes), f.tick_s, step_ticks, horizon_steps, [v.kind for v in f.volumes], 0.0)
-            n = horizon_steps * step_ticks
-            rec.add_ticks(f.block(start, n), 0, n)
-            return np.transpose(targets(rec.history()), (1, 0, 2))
-        if callable(f):
-            n_args = len([p for p in inspect.signature(f).parameters.values() if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
-            out = f(history.end_t, horizon_steps) if n_args >= 2 else f(horizon_steps)
-            if isinstance(out, Forecast):
-                out = out.mean
-            return np.asarray(out, np.float64)[:, :horizon_steps]
-        raise TypeError(f"oracle: cannot read the future from {type(f).__name__}")
+        n_args = len([p for p in inspect.signature(f).parameters.values() if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+        out = f(history.end_t, horizon_steps) if n_args >= 2 else f(horizon_steps)
+        if isinstance(out, Forecast):
+            out = out.mean
+        return np.asarray(out, np.float64)[:, :horizon_steps]
 
     def predict(self, history: LoadHistory, horizon_steps: int) -> Forecast:
         y = self.truth(history, horizon_steps)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecasters.base import DAY_S, FORECASTERS, PointForecaster, season_steps, seasonal_indices, steps
+from common.checks import require
+from common.units import DAY_S
+from forecasters.base import FORECASTERS
+from forecasters.point import PointForecaster
+from forecasters.series import season_steps, seasonal_indices, steps
 
 
 def seasonal_naive_point(y: np.ndarray, season: int, horizon: int) -> np.ndarray:
@@ -24,6 +28,8 @@ class SeasonalNaive(PointForecaster):
 
     With less than one season of history it uses the daily season, then the last value.
     """
+
+    name = "seasonal_naive"
 
     def __init__(self, *, season: str | float = "daily", **kw):
         super().__init__(**kw)
@@ -49,8 +55,7 @@ class SeasonalMedian(PointForecaster):
 
     def __init__(self, *, days: int = 7, **kw):
         super().__init__(**kw)
-        if days < 1:
-            raise ValueError("seasonal_median: days must be >= 1")
+        require(not days < 1, "days", "must be >= 1", days, where=self.name)
         self.days = int(days)
 
     def _point(self, y: np.ndarray, step_s: float, horizon: int) -> np.ndarray:
@@ -74,8 +79,7 @@ class Blend(PointForecaster):
 
     def __init__(self, *, weight: float = 0.5, window_s: float = 3600.0, season: str | float = "daily", **kw):
         super().__init__(**kw)
-        if not 0.0 <= weight <= 1.0:
-            raise ValueError("blend: weight must be in [0, 1]")
+        require(0.0 <= weight <= 1.0, "weight", "must be in [0, 1]", weight, where=self.name)
         self.weight, self.window_s, self.season = float(weight), float(window_s), season
 
     def _point(self, y: np.ndarray, step_s: float, horizon: int) -> np.ndarray:

@@ -22,6 +22,18 @@ With a `prior` history (the load observed before the simulation started, the exp
 simulation's clock (the prior steps have negative times): the first fit can then happen
 at the first update, and seasonal models have their lags from the start.
 
+**Calibration.** With `coverage` set (e.g. `retrain: {coverage: 0.9}` in a config) the model
+and the fallback are wrapped in `Calibrated` (`forecasters.calibration`): every served upper
+band is the per-volume split-conformal quantile of that source's own recent errors at the
+nominal level `coverage`, and its labels come from the calibrated band. The `calib_*` keys
+tune the calibration (window, origin spacing, label level); without `coverage` the models'
+own bands are served, unchanged.
+
+**Coverage.** Whatever is served, the forecast at every `calib_every_h` (default 1 h) of the
+clock is kept and scored once observed (`forecasters.coverage`): `summary()` reports the
+share of actual load at or below the upper band, pooled and per volume, and the share of
+volumes within 5 points of the nominal quantile.
+
 Every fit, fallback switch and timing is appended to `events`; `summary()` gives totals for
 a run's results. When no retrain is due an update costs one model prediction, one
 seasonal-naive prediction and O(volumes) bookkeeping.
@@ -36,7 +48,11 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from forecasters.base import FORECASTERS, Forecaster, steps
+from common.checks import reject_unknown
+from forecasters.base import FORECASTERS, Forecaster
+from forecasters.calibration import CONFIG_KEYS, Calibrated, pop_calibration
+from forecasters.coverage import CoverageTracker
+from forecasters.series import steps
 from sim.types import Forecast, LoadHistory
 
 
@@ -51,15 +67,23 @@ class RetrainPolicy:
     error_window: int = 48  # scored forecasts in the rolling error
     min_scored: int = 12  # scores needed before drift / fallback decisions
     eval_s: float = 3600.0  # window whose mean load is scored
+    # calibration (`forecasters.calibration`): off while `coverage` is None; None elsewhere: `Calibrated`'s default
+    coverage: float | None = None  # nominal share of actual load at or below the upper band
+    calib_window_h: float | None = None  # calibration origins kept (hours of them), default 168
+    calib_every_h: float | None = None  # spacing of calibration (and coverage) origins, default 1
+    calib_per_bucket: int | None = None  # horizon steps kept per geometric bucket, default 8
+    calib_min_samples: int | None = None  # residuals needed before a band is calibrated, default 20
+    calib_label_level: float | None = None  # quantile whose path the burst labels read, default 0.5
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> RetrainPolicy:
         cfg = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"retrain policy: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        reject_unknown(cfg, [f.name for f in fields(cls)], where="retrain policy")
         return cls(**cfg)
+
+    def calibration(self) -> dict | None:
+        """`Calibrated` parameters, or None when no `coverage` is set."""
+        return pop_calibration({k: getattr(self, k) for k in CONFIG_KEYS if getattr(self, k) is not None})
 
 
 class _Scores:
@@ -136,6 +160,10 @@ class ForecastService:
         self.fallback = FORECASTERS.create(fallback) if isinstance(fallback, str) else fallback
         self.horizon_steps = int(horizon_steps)
         self.policy = retrain if isinstance(retrain, RetrainPolicy) else RetrainPolicy.from_config(retrain)
+        calib = self.policy.calibration()
+        if calib is not None:
+            self.forecaster, self.fallback = Calibrated(self.forecaster, **calib), Calibrated(self.fallback, **calib)
+        self.coverage = CoverageTracker(self.policy.calib_every_h or 1.0)
         self.events: list[dict] = []
         self.fit_times: list[float] = []
         self.predict_times: list[float] = []
@@ -162,6 +190,7 @@ class ForecastService:
             history = self._join(history)
         t = history.end_t
         self._score(history)
+        self.coverage.score(history)
         reason = self._retrain_reason(history)
         if reason:
             self._refit(history, reason)
@@ -181,6 +210,7 @@ class ForecastService:
         if served is base_fc:
             served.model = f"fallback:{getattr(self.fallback, 'name', 'fallback')}"
         self._remember(history, model_fc, good_fc, base_fc)
+        self.coverage.record(history, served)
         return served
 
     def summary(self) -> dict:
@@ -194,6 +224,8 @@ class ForecastService:
             "fallback_switches": sum(1 for e in self.events if e["event"] == "mode"),
             "rolling_ratio": self.rolling_ratio(),
             "mode": self.mode,
+            "coverage_target": self.policy.coverage,
+            **self.coverage.summary(),
         }
 
     # ------------------------------------------------------------------ internals

@@ -21,7 +21,8 @@ import warnings
 
 import numpy as np
 
-from forecasters.base import FORECASTERS, make_forecast, steps, targets
+from forecasters.base import FORECASTERS, make_forecast
+from forecasters.series import steps, targets
 from sim.types import Forecast, LoadHistory
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.units import MONDAY0_S
+
 #: Monday 1970-01-05 00:00 UTC: weekly periods are aligned to Monday midnight
-WEEK_ANCHOR = 4 * 86400.0
+WEEK_ANCHOR = MONDAY0_S
 
 
 def next_occurrence(t_cal: float, period_s: np.ndarray, at_s: np.ndarray) -> np.ndarray:

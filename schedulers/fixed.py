@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schedulers.base import SCHEDULERS, tier_index
+from common.units import HOUR_S
+from schedulers.base import SCHEDULERS, BaseScheduler, tier_index
 from schedulers.calendar import next_occurrence
 from sim.types import Action, BackupKind, DecisionContext, JobState, Start
 
@@ -39,17 +40,17 @@ class Schedule:
         self.p = p
         self.next_full: np.ndarray | None = None
         self.next_incr: np.ndarray | None = None
-        self.skipped = 0
+        self.skipped = 0  # backups due while the volume's previous job still ran
 
     def _init(self, ctx: DecisionContext) -> None:
         n = ctx.volumes.n
         t_cal = ctx.start_epoch + ctx.t
         stagger = np.arange(n) * self.p.stagger_s
-        self.full_period = np.full(n, self.p.full_every_h * 3600.0)
-        incr = ctx.volumes.rpo_s / 2 if self.p.incremental_every_h is None else np.full(n, self.p.incremental_every_h * 3600.0)
+        self.full_period = np.full(n, self.p.full_every_h * HOUR_S)
+        incr = ctx.volumes.rpo_s / 2 if self.p.incremental_every_h is None else np.full(n, self.p.incremental_every_h * HOUR_S)
         self.incr_period = np.maximum(incr, ctx.tick_s)
-        self.next_full = next_occurrence(t_cal, self.full_period, self.p.full_at_h * 3600.0 + stagger)
-        self.next_incr = next_occurrence(t_cal, self.incr_period, self.p.incremental_at_h * 3600.0 + stagger)
+        self.next_full = next_occurrence(t_cal, self.full_period, self.p.full_at_h * HOUR_S + stagger)
+        self.next_incr = next_occurrence(t_cal, self.incr_period, self.p.incremental_at_h * HOUR_S + stagger)
         self.earliest = min(self.next_full.min(), self.next_incr.min())
 
     def due(self, ctx: DecisionContext) -> tuple[np.ndarray, np.ndarray]:
@@ -71,12 +72,20 @@ class Schedule:
 
 
 @SCHEDULERS.register("fixed")
-class FixedScheduler:
+class FixedScheduler(BaseScheduler):
     name = "fixed"
+    uses_forecasts = False
 
     def __init__(self, **params):
         self.params = FixedParams(**params)
+        self.reset()
+
+    def reset(self) -> None:
         self.schedule = Schedule(self.params)
+        self.started = 0
+
+    def summary(self) -> dict[str, int]:
+        return {"starts": self.started, "skipped_busy": self.schedule.skipped}
 
     def decide(self, ctx: DecisionContext) -> list[Action]:
         full, incr = self.schedule.due(ctx)
@@ -92,4 +101,5 @@ class FixedScheduler:
                     self.schedule.skipped += 1
                     continue
                 actions.append(Start(v, kind, t, p.rate_mbps, reason=f"scheduled {kind.name.lower()}"))
+        self.started += len(actions)
         return actions

@@ -18,10 +18,13 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from schedulers.base import SCHEDULERS, tier_index
+from common.units import HOUR_S
+from schedulers.base import SCHEDULERS, BaseScheduler, tier_index
 from schedulers.fixed import FixedParams, Schedule
-from sim.devices import utilisation
-from sim.types import Action, BackupKind, DecisionContext, JobState, Pause, Resume, Start, Throttle
+from sim.types import Action, BackupKind, DecisionContext, JobState, Pause, Resume, Start, Throttle, utilisation
+
+#: what `summary()` counts
+COUNTERS = ("starts", "starts_deferral_limit", "throttle_downs", "ramp_ups", "pauses", "resumes")
 
 
 @dataclass
@@ -38,18 +41,25 @@ class ReactiveParams(FixedParams):
 
 
 @SCHEDULERS.register("reactive")
-class ReactiveScheduler:
+class ReactiveScheduler(BaseScheduler):
     name = "reactive"
+    uses_forecasts = False
 
     def __init__(self, **params):
         self.params = ReactiveParams(**params)
+        self.reset()
+
+    def reset(self) -> None:
         self.schedule = Schedule(FixedParams(**{f.name: getattr(self.params, f.name) for f in fields(FixedParams)}))
         self.pending_kind: np.ndarray | None = None  # -1 or the BackupKind waiting to start
         self.pending_since: np.ndarray | None = None
         self.paused_at: np.ndarray | None = None
+        self.counts = dict.fromkeys(COUNTERS, 0)
+
+    def summary(self) -> dict[str, int]:
+        return dict(self.counts)
 
     def decide(self, ctx: DecisionContext) -> list[Action]:
-        p = self.params
         n = ctx.volumes.n
         if self.pending_kind is None:
             self.pending_kind = np.full(n, -1, np.int8)
@@ -68,18 +78,28 @@ class ReactiveScheduler:
         waiting = np.flatnonzero((self.pending_kind >= 0) & (ctx.job_state == JobState.NONE))
         if waiting.size:
             latency_ratio = self._latency_ratio(ctx)
-            tier = tier_index(ctx, p.tier)
-            full_tier = tier_index(ctx, p.full_tier) if p.full_tier else tier
-            for v in waiting.tolist():
-                overdue = ctx.t - self.pending_since[v] >= p.max_defer_h * 3600.0
-                if latency_ratio[v] > p.defer_latency_ratio and not overdue:
-                    continue
-                kind = BackupKind(int(self.pending_kind[v]))
-                why = "scheduled, deferral limit reached" if overdue and latency_ratio[v] > p.defer_latency_ratio else "scheduled, load acceptable"
-                actions.append(Start(v, kind, full_tier if kind == BackupKind.FULL else tier, p.rate_mbps, reason=why))
-                self.pending_kind[v] = -1
+            actions += self._start(ctx, waiting, latency_ratio)
         actions += self._control(ctx, latency_ratio)
         return actions
+
+    def _start(self, ctx: DecisionContext, waiting: np.ndarray, latency_ratio: np.ndarray) -> list[Action]:
+        """Start the waiting backups whose volume's load is acceptable, or that waited long enough."""
+        p = self.params
+        tier = tier_index(ctx, p.tier)
+        full_tier = tier_index(ctx, p.full_tier) if p.full_tier else tier
+        out: list[Action] = []
+        for v in waiting.tolist():
+            overdue = ctx.t - self.pending_since[v] >= p.max_defer_h * HOUR_S
+            if latency_ratio[v] > p.defer_latency_ratio and not overdue:
+                continue
+            kind = BackupKind(int(self.pending_kind[v]))
+            forced = overdue and latency_ratio[v] > p.defer_latency_ratio
+            why = "scheduled, deferral limit reached" if forced else "scheduled, load acceptable"
+            out.append(Start(v, kind, full_tier if kind == BackupKind.FULL else tier, p.rate_mbps, reason=why))
+            self.pending_kind[v] = -1
+            self.counts["starts"] += 1
+            self.counts["starts_deferral_limit"] += int(forced)
+        return out
 
     def _latency_ratio(self, ctx: DecisionContext) -> np.ndarray:
         u = utilisation(ctx.prod_iops, ctx.prod_mbps, ctx.volumes.max_iops, ctx.volumes.max_mbps)
@@ -97,11 +117,14 @@ class ReactiveScheduler:
             if imp > pause_at and rate <= p.min_rate_mbps * 1.01:
                 out.append(Pause(v, reason=f"observed impact {imp:.2f} > {pause_at:.2f} at the minimum rate"))
                 self.paused_at[v] = ctx.t
+                self.counts["pauses"] += 1
             elif imp > thr:
                 new = max(p.min_rate_mbps, rate * p.backoff)
                 out.append(Throttle(v, new, reason=f"observed impact {imp:.2f} > {thr:.2f}: {rate:.0f} -> {new:.0f} MB/s"))
+                self.counts["throttle_downs"] += 1
             elif imp < thr / 2 and np.isfinite(ctx.job_throttle_mbps[v]) and rate >= 0.9 * ctx.job_throttle_mbps[v]:
                 out.append(Throttle(v, ctx.job_throttle_mbps[v] * p.ramp, reason="observed impact low, ramping up"))
+                self.counts["ramp_ups"] += 1
         paused = np.flatnonzero(ctx.job_state == JobState.PAUSED)
         if paused.size:
             if latency_ratio is None:
@@ -109,4 +132,5 @@ class ReactiveScheduler:
             for v in paused.tolist():
                 if ctx.t - self.paused_at[v] >= p.min_pause_s and latency_ratio[v] < p.resume_latency_ratio:
                     out.append(Resume(v, reason=f"production latency {latency_ratio[v]:.2f}x idle"))
+                    self.counts["resumes"] += 1
         return out

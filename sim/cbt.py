@@ -4,7 +4,7 @@ Two bitmaps per volume matter: chunks dirty since the last backup (incremental s
 and since the last full (differential size); the first is always a subset of the second.
 
 - Volumes whose load source gives exact write extents (request-level traces) keep real
-  NumPy bitmaps: sizes are exact.
+  bitmaps (`common.bitmap.ChunkBitmap`, dense): sizes are exact.
 - Other volumes use their `WorkingSet`: a Zipf law over chunk ranks, cut into zones
   of ranks [1], [2, 3], [4, 7], ... (powers of two), inside which the probability per
   chunk varies by at most 2**s and is taken as uniform (the zone gets the Zipf mass of
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.bitmap import ChunkBitmap, touched_chunks
 from sim.types import BackupKind
 from workloads.base import WorkingSet
 
@@ -39,36 +40,22 @@ def zipf_zones(n_chunks: int, s: float) -> tuple[np.ndarray, np.ndarray]:
     return (hi - lo + 1).astype(np.int64), w / w.sum()
 
 
-class ChunkBitmap:
-    """Exact dirty-chunk bitmaps (since backup, since full) for one volume."""
+class VolumeBitmaps:
+    """Exact dirty-chunk bitmaps of one volume: since the last backup and since the last full."""
 
-    def __init__(self, n_chunks: int):
-        self.since_backup = np.zeros(max(1, n_chunks), dtype=bool)
-        self.since_full = np.zeros(max(1, n_chunks), dtype=bool)
+    def __init__(self, n_chunks: int, chunk_bytes: int):
+        self.chunk_bytes = chunk_bytes
+        self.since_backup = ChunkBitmap(chunk_bytes, n_chunks)
+        self.since_full = ChunkBitmap(chunk_bytes, n_chunks)
 
-    def _grow(self, n: int) -> None:
-        if n > self.since_backup.size:
-            extra = n - self.since_backup.size
-            self.since_backup = np.concatenate([self.since_backup, np.zeros(extra, bool)])
-            self.since_full = np.concatenate([self.since_full, np.zeros(extra, bool)])
-
-    def mark(self, offsets: np.ndarray, lengths: np.ndarray, chunk_bytes: int) -> None:
-        """Mark byte extents `[offset, offset + length)` dirty."""
-        if offsets.size == 0:
-            return
-        first = offsets // chunk_bytes
-        last = (offsets + np.maximum(lengths, 1) - 1) // chunk_bytes
-        self._grow(int(last.max()) + 1)
-        span = last - first + 1
-        if int(span.max()) == 1:
-            idx = first
-        else:  # expand multi-chunk extents
-            idx = np.repeat(first, span) + (np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span))
-        self.since_backup[idx] = True
-        self.since_full[idx] = True
+    def mark(self, offsets: np.ndarray, lengths: np.ndarray) -> None:
+        """Mark byte extents `[offset, offset + length)` dirty (zero-length ones: none)."""
+        idx = touched_chunks(offsets, lengths, self.chunk_bytes)
+        self.since_backup.add_chunks(idx)
+        self.since_full.add_chunks(idx)
 
     def counts(self) -> tuple[int, int]:
-        return int(self.since_backup.sum()), int(self.since_full.sum())
+        return self.since_backup.dirty_chunks, self.since_full.dirty_chunks
 
 
 class FleetTracker:
@@ -93,7 +80,7 @@ class FleetTracker:
         self.a = np.zeros((n, z), np.int64)  # dirty since backup (and since full)
         self.b = np.zeros((n, z), np.int64)  # dirty since full only
         self.pending = np.zeros(n, np.float64)  # write I/Os not yet folded in
-        self.bitmaps: dict[int, ChunkBitmap] = {}
+        self.bitmaps: dict[int, VolumeBitmaps] = {}
         self.rng = np.random.default_rng([seed, 0xCB7])
 
     # -- writes ------------------------------------------------------------------------
@@ -104,8 +91,8 @@ class FleetTracker:
     def mark_extents(self, volume: int, offsets: np.ndarray, lengths: np.ndarray) -> None:
         bm = self.bitmaps.get(volume)
         if bm is None:
-            bm = self.bitmaps[volume] = ChunkBitmap(int(np.ceil(self.used_bytes[volume] / self.chunk_bytes)))
-        bm.mark(offsets, lengths, self.chunk_bytes)
+            bm = self.bitmaps[volume] = VolumeBitmaps(int(np.ceil(self.used_bytes[volume] / self.chunk_bytes)), self.chunk_bytes)
+        bm.mark(offsets, lengths)
 
     def flush(self, volumes: np.ndarray | None = None) -> None:
         """Fold pending writes into the zone counts (of `volumes`, default all)."""
@@ -157,13 +144,13 @@ class FleetTracker:
             self.a[volume] = 0
             self.b[volume] = 0
             if bm is not None:
-                bm.since_backup[:] = False
-                bm.since_full[:] = False
+                bm.since_backup.clear()
+                bm.since_full.clear()
             return size
         if bm is not None:
             n_backup, n_full = bm.counts()
             chunks = n_backup if kind == BackupKind.INCREMENTAL else n_full
-            bm.since_backup[:] = False
+            bm.since_backup.clear()
         else:
             a = int(self.a[volume].sum())
             chunks = a if kind == BackupKind.INCREMENTAL else a + int(self.b[volume].sum())

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.units import MB
 from sim.types import BackupKind
-
-MB = 1e6
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.units import HOUR_S
+from sim.devices import impact_of_utilisation, latency_of_utilisation
+
 _EDGES = np.logspace(-4, 3, 7 * 50 + 1)
 N_BINS = _EDGES.size + 1  # bin 0: impact < 1e-4 (incl. 0); last: >= 1e3
 
@@ -45,8 +48,8 @@ class MetricsAccumulator:
 
     def add_block(self, dt: float, io, u_p, u_pb, base_latency_ms, age_end, rpo_s, rto_est, rto_s) -> np.ndarray:
         """Fold one block of `[n_ticks, n_volumes]` arrays in; returns the block's impact."""
-        impact = (1.0 - u_p) / (1.0 - u_pb) - 1.0
-        added_ms = base_latency_ms / (1.0 - u_pb) - base_latency_ms / (1.0 - u_p)
+        impact = impact_of_utilisation(u_p, u_pb)
+        added_ms = latency_of_utilisation(u_pb, base_latency_ms) - latency_of_utilisation(u_p, base_latency_ms)
         n = impact.shape[0]
         self.time_s += n * dt
         ok = age_end <= rpo_s
@@ -95,8 +98,8 @@ class MetricsAccumulator:
         return {
             "rpo_compliance_pct": 100.0 * self.rpo_ok_s.sum() / t,
             "rpo_violations": int(self.violations.sum()),
-            "rpo_violation_h": float(self.violation_s.sum() / 3600.0),
-            "worst_rp_age_h": float(self.worst_age_s.max() / 3600.0) if self.n else 0.0,
+            "rpo_violation_h": float(self.violation_s.sum() / HOUR_S),
+            "worst_rp_age_h": float(self.worst_age_s.max() / HOUR_S) if self.n else 0.0,
             "rto_compliance_pct": 100.0 * self.rto_ok_s.sum() / t,
             "impact_io_mean": float(self.io_impact.sum() / io),
             "impact_p95": _quantile(hist, 0.95),

@@ -4,18 +4,20 @@ Each volume's process does the same per-tick work as the vectorised fleet tick
 (production load, writes into changed-block tracking, device utilisation and impact,
 cron-like incremental start sized by the same tracker, job progress bounded by device
 headroom and an equal tier share, restore points and RTO estimate at completion, RPO
-age accounting), in scalar form, with one SimPy timeout per volume per tick. Events per tick grow with the
-number of volumes: that is what the vectorised model avoids.
+age accounting), in scalar form, with one SimPy timeout per volume per tick. Events per
+tick grow with the number of volumes: that is what the vectorised model avoids. Device
+figures come from `sim.devices`, as in the fleet model.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import simpy
 
+from common.units import MB
 from sim.cbt import FleetTracker
 from sim.chains import RestorePoint, VolumeChain
-from sim.devices import BACKUP_IO_MB, U_MAX
+from sim.clock import CountingEnvironment
+from sim.devices import impact, rate_for_utilisation
 from sim.spec import SimSpec
 from sim.types import BackupKind
 from workloads.base import LoadSource
@@ -26,7 +28,7 @@ class NaiveFleet:
         self.spec = spec
         self.load = load
         self.every = incremental_every_s
-        self.env = simpy.Environment()
+        self.env = CountingEnvironment()
         self.block = None
         self.block_start = -1
         self.rpo_ok_s = 0.0
@@ -68,27 +70,25 @@ class NaiveFleet:
                 next_due += self.every
             rate = 0.0
             if running:
-                head = max(0.0, min((spec.backup_max_util * dev.max_iops - iops) * BACKUP_IO_MB, spec.backup_max_util * dev.max_mbps - mbps))
+                head = rate_for_utilisation(iops, mbps, dev.max_iops, dev.max_mbps, spec.backup_max_util)
                 rate = min(share, head)
-                remaining -= rate * dt * 1e6
+                remaining -= rate * dt * MB
                 if remaining <= 0:
                     running, last_snap = False, snap_t
                     self.chains[v].add(RestorePoint(BackupKind.INCREMENTAL, snap_t, t + dt, size, 0))
                     self.rto_est[v] = self.chains[v].restore_seconds([tier.restore_mbps], spec.restore_overhead_s)
                     self.jobs_done += 1
-            u_p = min(U_MAX, max(iops / dev.max_iops, mbps / dev.max_mbps))
-            u_b = min(U_MAX, max((iops + rate / BACKUP_IO_MB) / dev.max_iops, (mbps + rate) / dev.max_mbps))
-            self.impact_io += iops * dt * ((1 - u_p) / (1 - u_b) - 1)
+            self.impact_io += iops * dt * impact(iops, mbps, rate, dev.max_iops, dev.max_mbps)
             if t + dt - last_snap <= vs.rpo_s:
                 self.rpo_ok_s += dt
             self.tracker.pending[v] += writes * dt
             yield self.env.timeout(dt)
 
     def run(self) -> int:
-        """Run; returns the number of SimPy events scheduled."""
+        """Run; returns the number of SimPy events processed."""
         for v, vs in enumerate(self.spec.volumes):  # the same initial full as the fleet model
             self.chains[v].add(RestorePoint(BackupKind.FULL, 0.0, 0.0, vs.used_bytes, 0))
         for v in range(len(self.spec.volumes)):
             self.env.process(self._volume(v))
         self.env.run()
-        return next(self.env._eid)
+        return self.env.processed

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-SECONDS_PER_MONTH = 30 * 86400.0
+from common.units import DAY_S, GB
+
+SECONDS_PER_MONTH = 30 * DAY_S
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class Tier:
 
     def integrate(self, now: float) -> None:
         """Accrue stored-GB time up to `now` (call before stored_bytes changes)."""
-        self.gb_seconds += self.stored_bytes / 1e9 * (now - self._since)
+        self.gb_seconds += self.stored_bytes / GB * (now - self._since)
         self._since = now
 
     @property

@@ -1,7 +1,9 @@
 """The small public types the simulator publishes to forecasters and schedulers.
 
 Schedulers see a `DecisionContext` and answer with `Action`s; forecasters see a
-`LoadHistory` and answer with a `Forecast`. Nothing else of `sim` is their business.
+`LoadHistory` and answer with a `Forecast`. Nothing else of `sim` is their business:
+the device model (`sim.devices`) is re-exported here, so a policy predicts impact with
+the same code the simulator scores it with, importing only this module.
 All per-volume fields are NumPy arrays indexed by volume position in the fleet.
 """
 
@@ -12,6 +14,49 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
+
+from sim.devices import (
+    BACKUP_IO_MB,
+    DEVICE_CLASSES,
+    U_MAX,
+    DeviceClass,
+    impact,
+    impact_of_utilisation,
+    latency_ms,
+    latency_of_utilisation,
+    rate_for_impact,
+    rate_for_utilisation,
+    utilisation,
+    utilisation_with_backup,
+)
+
+__all__ = [
+    "BACKUP_IO_MB",
+    "DEVICE_CLASSES",
+    "U_MAX",
+    "Action",
+    "BackupKind",
+    "DecisionContext",
+    "DeviceClass",
+    "Forecast",
+    "JobState",
+    "LoadHistory",
+    "LoadLabel",
+    "Pause",
+    "Resume",
+    "Start",
+    "Throttle",
+    "TierView",
+    "VolumeTable",
+    "impact",
+    "impact_of_utilisation",
+    "latency_ms",
+    "latency_of_utilisation",
+    "rate_for_impact",
+    "rate_for_utilisation",
+    "utilisation",
+    "utilisation_with_backup",
+]
 
 
 class BackupKind(IntEnum):
@@ -193,6 +238,9 @@ class DecisionContext:
     tiers: list[TierView]
     impact_threshold: float
     start_epoch: float  # calendar time of t=0 (Unix seconds, UTC)
+    backup_max_util: float  # device utilisation a backup may bring the source up to
+    restore_overhead_s: float  # added per restore point of a chain in the RTO estimate
+    history_step_s: float  # step of `history()` and of the forecasts' load history
     # restore points
     rp_age_s: np.ndarray
     last_snapshot_t: np.ndarray

@@ -17,9 +17,9 @@ import yaml
 from cli_helpers import assert_one_line_error, piop
 from scipy import stats as st
 
+from common.errors import UserError
 from experiments.compare import compare, parse_seeds
 from experiments.config import parse_config
-from common.errors import UserError
 from experiments.stats import paired_differences, summarise, t_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,3 +159,47 @@ def test_compare_bad_input(tmp_path):
         compare(parse_config(small_config()), tmp_path / "r", baseline="nope")
     with pytest.raises(UserError, match="--jobs"):
         compare(parse_config(small_config()), tmp_path / "r", jobs=0)
+
+
+# ----------------------------------------------------------------------------- pairing
+
+
+class _PlainPolicy:
+    """A third-party policy that subclasses nothing and declares nothing."""
+
+    name = "plain-test-policy"
+
+    def decide(self, ctx):
+        return []
+
+
+def test_forecaster_pairing_follows_scheduler_declarations():
+    import schedulers
+    from experiments.config import PolicyConfig
+    from experiments.runner import forecaster_name, needs_future, reads_forecasts
+
+    schedulers.SCHEDULERS.register("plain-test-policy")(_PlainPolicy)
+    oracle = PolicyConfig(policy="oracle")
+    assert forecaster_name(oracle) == "oracle" and reads_forecasts(oracle)  # `default_forecaster` of the class
+    assert forecaster_name(PolicyConfig(policy="oracle", forecaster="naive")) == "naive"  # the config's own wins
+    predictive = PolicyConfig(policy="predictive")
+    assert forecaster_name(predictive) is None and reads_forecasts(predictive)  # `uses_forecasts`, no pairing
+    for plain in (PolicyConfig(policy="fixed"), PolicyConfig(policy="plain-test-policy")):
+        assert forecaster_name(plain) is None and not reads_forecasts(plain)
+    assert needs_future("oracle") and not needs_future("naive")
+
+
+def test_true_future_is_the_load_the_simulator_records():
+    """The oracle's future is the run's own load after the origin, aggregated like the recorder."""
+    import workloads
+    from experiments.runner import true_future
+    from sim.history import history_from_source
+    from workloads.base import Offset
+
+    src = workloads.SYNTHETIC.create("database", count=2, tick_s=10.0, seed=3, id_prefix="db-")
+    got = true_future(src, 300.0)(3600.0, 12)  # 12 steps of 5 min after 1 h
+    h = history_from_source(Offset(src, 360), 300.0, 12)
+    want = np.stack([h.iops, h.mbps], axis=-1).astype(np.float64).transpose(1, 0, 2)
+    assert got.shape == (2, 12, 2)
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(got, true_future(src, 300.0)(7200.0, 12))  # another origin, other load

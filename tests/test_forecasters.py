@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from forecasters.classify import BurstRule, label_future, label_series, precisio
 from forecasters.lstm import LSTMForecaster
 from forecasters.oracle import Oracle
 from forecasters.service import ForecastService, RetrainPolicy
-from sim.history import history_from_source
+from sim.history import HistoryRecorder, history_from_source
 from sim.types import LoadHistory, LoadLabel
 from workloads.base import SERIES, LoadBlock, VolumeMeta
 
@@ -73,18 +75,76 @@ def test_registry_has_all_models():
         FORECASTERS.create("seasonal_naive", season="monthly")
 
 
+def source_future(src, step_s: float):
+    """The true future of a load source as the environment hands it to the oracle: the ticks
+    after the origin, aggregated by the simulator's own recorder."""
+    step_ticks = round(step_s / src.tick_s)
+
+    def future(origin_t: float, horizon_steps: int) -> np.ndarray:
+        rec = HistoryRecorder(len(src.volumes), src.tick_s, step_ticks, horizon_steps, [v.kind for v in src.volumes], 0.0)
+        n = horizon_steps * step_ticks
+        rec.add_ticks(src.block(int(round(origin_t / src.tick_s)), n), 0, n)
+        h = rec.history()
+        return np.stack([h.iops, h.mbps], -1).astype(np.float64).transpose(1, 0, 2)
+
+    return future
+
+
 def test_oracle_from_source_has_zero_error():
     src = TickSource()
     n, h = 2 * DAY + 7, 50
     full = history_from_source(src, STEP, n + h)
     past = history_from_source(src, STEP, n)
-    fc = Oracle(src).predict(past, h)
+    fc = Oracle(source_future(src, STEP)).predict(past, h)
     truth = np.stack([full.iops[n:], full.mbps[n:]], -1).transpose(1, 0, 2)
     assert np.abs(fc.mean - truth).max() == 0.0
     assert np.array_equal(fc.upper, fc.mean)
-    # from a full history and from a callable, too
+    # from a full history and from a one-argument callable, too
     assert np.abs(Oracle(full).predict(past, h).mean - truth).max() == 0.0
-    assert np.abs(Oracle(lambda origin_t, k: truth[:, :k]).predict(past, h).mean - truth).max() == 0.0
+    assert np.abs(Oracle(lambda k: truth[:, :k]).predict(past, h).mean - truth).max() == 0.0
+
+
+def test_oracle_declares_it_needs_the_future():
+    assert FORECASTERS.get("oracle").needs_future is True
+    assert not getattr(FORECASTERS.get("seasonal_naive"), "needs_future", False)
+    with pytest.raises(ValueError, match="oracle: future"):
+        Oracle()
+    with pytest.raises(TypeError, match="load source"):
+        Oracle(TickSource())  # the environment reads a source; the oracle takes its reading
+
+
+def test_importing_forecasters_loads_neither_torch_nor_statsforecast():
+    code = (
+        "import json, sys, forecasters\n"
+        "names = forecasters.FORECASTERS.names()\n"
+        "print(json.dumps({'loaded': [m for m in ('torch', 'statsforecast') if m in sys.modules], 'names': names}))\n"
+    )
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert out["loaded"] == []
+    assert {"lstm", "ets", "arima", "mstl", "naive", "oracle"} <= set(out["names"])
+    # first use imports the model's module, which registers the real class in place of the entry
+    from forecasters.stats import ETS
+
+    assert FORECASTERS.get("ets") is ETS and type(FORECASTERS.create("ets")) is ETS
+
+
+def test_torch_threads_sets_and_restores():
+    import torch
+
+    from forecasters.threads import cap_torch_threads, torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("the cap is lifted on errors too")
+    assert torch.get_num_threads() == before
+    try:
+        cap_torch_threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_seasonal_naive_reproduces_periodic_series_exactly():

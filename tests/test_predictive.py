@@ -2,23 +2,26 @@
 
 Small fleets, hours to two days, a tiny periodic load defined here, and a forecast
 provider that hands the scheduler the true future (so behaviour is tested apart from
-forecast error), or no forecast at all.
+forecast error), or no forecast at all. The run's own settings (device headroom, restore
+overhead) are checked end to end from an experiment config.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 
 import schedulers
+from experiments.config import parse_config
+from experiments.runner import plans, simulate
 from schedulers.predictive import PredictiveParams, PredictiveScheduler
-from sim.devices import DEVICE_CLASSES, impact, rate_for_impact
 from sim.model import Simulation
 from sim.spec import SimSpec, VolumeSpec
 from sim.tiers import TierSpec
-from sim.types import BackupKind, Forecast, LoadLabel, Start
+from sim.types import DEVICE_CLASSES, BackupKind, Forecast, LoadLabel, Start, impact, rate_for_impact, rate_for_utilisation
 from workloads.base import LoadBlock, VolumeMeta, WorkingSet
 from workloads.constant import constant
 
@@ -158,7 +161,11 @@ def test_registered_and_params_validated():
     with pytest.raises(TypeError, match="bogus"):
         schedulers.SCHEDULERS.create("predictive", bogus=1)
     with pytest.raises(ValueError):
-        PredictiveParams(max_util=1.5)
+        PredictiveParams(impact_target=0.0)
+    # the run's settings are the run's: the policy reads them from the context, never keeps copies
+    for name in ("max_util", "backup_max_util", "restore_overhead_s", "history_step_s"):
+        with pytest.raises(TypeError):
+            PredictiveParams(**{name: 1.0})
     # every field has a documented default
     doc = PredictiveParams.__doc__
     for f in dataclasses.fields(PredictiveParams):
@@ -415,3 +422,69 @@ def test_oracle_is_the_same_policy():
     a, _ = run(spec, load, "predictive", forecasts=TrueFuture(load))
     b, _ = run(spec, load, "oracle", forecasts=TrueFuture(load))
     assert a.jobs[["volume", "kind", "snapshot_t", "complete_t"]].equals(b.jobs[["volume", "kind", "snapshot_t", "complete_t"]])
+
+
+def test_summary_counts_what_the_policy_did_and_reset_clears_it():
+    load = PeriodicLoad(2, CYCLE, period_h=6.0)
+    r, sched = run(make_spec(n=2, hours=12), load, forecasts=TrueFuture(load))
+    s = sched.inner.summary()
+    planned = sum(v for k, v in s.items() if k.startswith("starts_"))
+    assert planned == len(starts(sched)) == len(r.jobs) > 0
+    assert s["plans"] > 0 and s["planned_volumes"] >= s["plans"]
+    assert s["fallback_plans"] <= 1 and s["fallback_starts"] == 0  # the truth comes with the first history step
+    assert s["throttles"] + s["pauses"] + s["resumes"] == sum(1 for _, a, _, _ in sched.log if not isinstance(a, Start))
+    sched.inner.reset()
+    assert set(sched.inner.summary().values()) == {0}
+    # without a forecast every plan is a fallback on observed load
+    _, blind = run(make_spec(n=2, hours=6), load)
+    sb = blind.inner.summary()
+    assert sb["fallback_plans"] == sb["plans"] > 0 and sb["fallback_starts"] == len(starts(blind))
+
+
+# ----------------------------------------------------------------------------- the run's settings
+
+
+def settings_config(**top) -> object:
+    """One SSD volume under constant light load, one tier, the predictive policy with no forecaster."""
+    data = {
+        "name": "run-settings",
+        "duration_h": 2.0,
+        "rpo_h": 1.0,
+        "rto_h": 1200 / 3600,  # 20 min; a full of 50 GB restores in 100 s at 500 MB/s
+        "fleet": [
+            {"workload": "constant", "device": "ssd", "used_gb": 50, "params": {"read_iops": 2000, "write_iops": 1000, "read_mbps": 20, "write_mbps": 10}}
+        ],
+        "tiers": [{"name": "ssd", "media": "ssd", "ingest_mbps": 2000, "restore_mbps": 500, "slots": 4}],
+        "policies": [{"policy": "predictive"}],
+        **top,
+    }
+    return parse_config(data, "run-settings.yaml")
+
+
+def first_start(cfg):
+    result, _ = simulate(plans(cfg)[0])
+    d = result.decisions
+    return d[d["action"] == "start"].iloc[0]
+
+
+def test_the_configs_restore_overhead_shapes_the_kind_choice():
+    # the chain holds one full: its RTO estimate is 100 s + overhead. An incremental adds one
+    # more overhead: with 60 s the estimate stays far under 90 % of the 20 min RTO, with 600 s
+    # it would pass it (700 + 600 s > 1080 s), so the policy must take a full instead
+    cheap = first_start(settings_config(restore_overhead_s=60.0))
+    assert cheap["kind"] == "incremental", cheap["reason"]
+    dear = first_start(settings_config(restore_overhead_s=600.0))
+    assert dear["kind"] == "full", dear["reason"]
+    est = re.search(r"RTO est ([0-9.]+) h > 0\.30 h", dear["reason"])  # against 90 % of 1200 s
+    assert est and float(est.group(1)) >= round(1300 / 3600, 2), dear["reason"]  # 700 s + the incremental's 600 s
+
+
+def test_the_configs_backup_max_util_bounds_forced_rates():
+    # no restore point yet: the first full is forced, at the most the device headroom allows
+    at = {u: first_start(settings_config(initial_full=False, backup_max_util=u)) for u in (0.95, 0.6)}
+    ssd = DEVICE_CLASSES["ssd"]
+    for u, st in at.items():
+        assert st["forced"] and st["kind"] == "full", st["reason"]
+        assert st["rate_mbps"] <= u * ssd.max_mbps + 1e-9
+        assert st["rate_mbps"] >= float(rate_for_utilisation(3000.0, 30.0, ssd.max_iops, ssd.max_mbps, u)) - 1e-9
+    assert at[0.6]["rate_mbps"] < at[0.95]["rate_mbps"]

@@ -1,4 +1,4 @@
-"""Property tests: the latency model, fair sharing, restore chains and CBT sizing."""
+"""Property tests: the latency model, fair sharing, restore chains, CBT sizing and bitmaps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.cbt import ChunkBitmap, FleetTracker
+from common.bitmap import ChunkBitmap, chunk_indices
+from sim.cbt import FleetTracker
 from sim.chains import RestorePoint, VolumeChain
 from sim.devices import DEVICE_CLASSES, U_MAX, impact, latency_ms, rate_for_impact, utilisation
 from sim.tiers import waterfill
@@ -101,15 +102,61 @@ def test_cbt_sizes_are_ordered(steps, seed):
             assert tr.dirty_bytes()[1][0] == 0
 
 
-@given(st.lists(st.tuples(st.integers(0, 1 << 30), st.integers(1, 1 << 22)), min_size=1, max_size=50))
-def test_bitmap_marks_exactly_the_touched_chunks(extents):
-    chunk = 1 << 20
-    bm = ChunkBitmap(16)
-    off = np.array([e[0] for e in extents], np.int64)
-    ln = np.array([e[1] for e in extents], np.int64)
-    bm.mark(off, ln, chunk)
+extent_lists = st.lists(st.tuples(st.integers(0, 1 << 30), st.integers(0, 1 << 22)), min_size=1, max_size=50)
+
+
+def _brute_chunks(extents, chunk: int) -> set[int]:
     brute = set()
     for o, n in extents:
-        brute.update(range(o // chunk, (o + n - 1) // chunk + 1))
-    assert bm.counts() == (len(brute), len(brute))
-    assert set(np.flatnonzero(bm.since_backup)) == brute
+        if n > 0:  # a zero-length write dirties no chunk
+            brute.update(range(o // chunk, (o + n - 1) // chunk + 1))
+    return brute
+
+
+@settings(deadline=None)
+@given(extent_lists, st.sampled_from([4096, 1 << 20]))
+def test_bitmap_marks_exactly_the_touched_chunks(extents, chunk):
+    off = np.array([e[0] for e in extents], np.int64)
+    ln = np.array([e[1] for e in extents], np.int64)
+    brute = _brute_chunks(extents, chunk)
+    for bm in (ChunkBitmap(chunk, n_chunks=16), ChunkBitmap(chunk)):  # dense (grows), sparse
+        bm.mark(off, ln)
+        assert bm.dirty_chunks == len(brute)
+        assert set(bm.chunks.tolist()) == brute
+        assert bm.written_bytes == int(ln.sum())
+    assert set(chunk_indices(off, ln, chunk).tolist()) == brute
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 12), st.sampled_from([4096, 1 << 20]))
+def test_dense_and_sparse_bitmaps_agree_on_random_writes(seed, batches, chunk):
+    rng = np.random.default_rng(seed)
+    n_chunks = 1 + int(rng.integers(1, 5000))
+    dense, sparse = ChunkBitmap(chunk, n_chunks=n_chunks), ChunkBitmap(chunk)
+    for _ in range(batches):
+        k = int(rng.integers(0, 200))
+        off = rng.integers(0, n_chunks * chunk, k)  # some land past the end: the dense one grows
+        ln = np.where(rng.random(k) < 0.1, 0, rng.integers(1, 4 * chunk, k))
+        dense.mark(off, ln)
+        sparse.mark(off, ln)
+        assert dense.dirty_chunks == sparse.dirty_chunks
+        np.testing.assert_array_equal(dense.chunks, sparse.chunks)
+        if rng.random() < 0.2:
+            dense.clear()
+            sparse.clear()
+            assert dense.dirty_bytes == sparse.dirty_bytes == 0
+
+
+def test_zero_length_write_dirties_no_chunk():
+    for bm in (ChunkBitmap(4096, n_chunks=8), ChunkBitmap(4096)):
+        bm.mark(np.array([0, 8192, 1 << 40]), np.array([0, 0, 0]))
+        assert bm.dirty_chunks == 0 and bm.written_bytes == 0
+        bm.mark(np.array([8192]), np.array([1]))
+        assert bm.chunks.tolist() == [2]
+    # the simulator's exact tracking follows the same rule: an incremental of zero-length writes is empty
+    tr = FleetTracker(np.array([1e9]), [WorkingSet()], np.array([4096.0]), 1 << 20, 0)
+    tr.mark_extents(0, np.array([0, 5 << 20], np.int64), np.array([0, 0], np.int64))
+    assert tr.dirty_bytes()[0][0] == 0
+    assert tr.start_backup(0, BackupKind.INCREMENTAL) == 0.0
+    tr.mark_extents(0, np.array([(5 << 20) - 1], np.int64), np.array([2], np.int64))  # straddles two chunks
+    assert tr.start_backup(0, BackupKind.DIFFERENTIAL) == 2 * (1 << 20)

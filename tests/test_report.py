@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from common.errors import UserError
 from experiments.compare import compare
 from experiments.config import parse_config
-from common.errors import UserError
 from experiments.report import build_report, forecast_plots, load_forecast, load_runs
 from experiments.tune import tune
 

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 import schedulers
-from sim.devices import DEVICE_CLASSES
 from sim.model import Simulation
 from sim.spec import SimSpec, VolumeSpec
 from sim.tiers import TierSpec
-from sim.types import BackupKind, DecisionContext, JobState, Start
+from sim.types import DEVICE_CLASSES, BackupKind, DecisionContext, JobState, Start, impact
 from workloads.constant import constant
 
 TIERS = (
@@ -214,3 +213,62 @@ def test_spread_initial_fulls_are_in_the_past_and_no_point_is_stale():
     fulls = r.jobs[r.jobs["kind"] == "full"].sort_values("volume")
     assert len(fulls) == n
     assert fulls["snapshot_t"].max() - fulls["snapshot_t"].min() >= 0.5 * spread_h * 3600
+
+
+def test_context_carries_the_run_settings_a_policy_needs():
+    seen = []
+
+    class Look(Never):
+        def decide(self, ctx):
+            seen.append((ctx.backup_max_util, ctx.restore_overhead_s, ctx.history_step_s))
+            return []
+
+    spec = make_spec(n=1, hours=1, backup_max_util=0.8, restore_overhead_s=42.0, history_step_s=600.0)
+    Simulation(spec, constant(count=1, tick_s=10.0), Look()).run()
+    assert seen and set(seen) == {(0.8, 42.0, 600.0)}
+
+
+def test_scheduler_reset_first_and_summary_in_result():
+    calls = []
+
+    class Hooked(Never):
+        def reset(self):
+            calls.append("reset")
+
+        def decide(self, ctx):
+            calls.append("decide")
+            return []
+
+        def summary(self):
+            return {"decisions": calls.count("decide")}
+
+    r = Simulation(make_spec(n=2, hours=1), constant(count=2, tick_s=10.0), Hooked()).run()
+    assert calls[0] == "reset" and calls.count("reset") == 1
+    assert r.meta["policy_summary"] == {"decisions": 360}
+    # a scheduler without the hooks runs as before, with no summary
+    assert "policy_summary" not in Simulation(make_spec(n=2, hours=1), constant(count=2, tick_s=10.0), Never()).run().meta
+
+
+def test_events_per_tick_do_not_grow_with_the_fleet():
+    counts = []
+    for n in (1, 40):
+        sim = Simulation(make_spec(n=n, hours=2), constant(count=n, tick_s=10.0), Never())
+        sim.run()
+        counts.append(sim.env.processed)
+    # one tick timeout each tick, plus the fleet process's start and end
+    assert counts == [720 + 2, 720 + 2]
+    sched = Scripted({600.0: [(v, BackupKind.FULL) for v in range(3)]})
+    sim = Simulation(make_spec(n=3, hours=2), busy_load(), sched)
+    r = sim.run()
+    # each job adds its own few events (start, slot, done, end), not one per tick
+    assert len(r.jobs) == 3 and 722 < sim.env.processed <= 722 + 3 * 6
+
+
+def test_scored_impact_is_the_device_model():
+    sched = Scripted({600.0: [(v, BackupKind.FULL) for v in range(3)]}, rate=150.0)
+    r = Simulation(make_spec(hours=2, record_s=10.0), busy_load(), sched).run()
+    s = r.series
+    dev = DEVICE_CLASSES["ssd"]
+    want = impact(s["prod_iops"].to_numpy(float), s["prod_mbps"].to_numpy(float), s["backup_mbps"].to_numpy(float), dev.max_iops, dev.max_mbps)
+    assert (s["impact"] > 0).sum() > 100
+    np.testing.assert_allclose(s["impact"], want, rtol=1e-4, atol=1e-7)

@@ -138,6 +138,16 @@ def test_unknown_param_is_a_value_error_naming_it(kind):
     assert "scale" in str(err.value)  # lists the known ones
 
 
+def test_errors_name_kind_parameter_rule_and_value():
+    """One wording for every room's parameter errors: `<where>: <name>: <rule> (got <value>)`."""
+    with pytest.raises(ValueError, match=r"^vm workload: scale: must be >= 0 \(got -1\.0\)$"):
+        make("vm", scale=-1)
+    with pytest.raises(ValueError, match=r"^database workload: unknown parameter\(s\) bogus; known: .*scale"):
+        make("database", bogus=1)
+    with pytest.raises(ValueError, match=r"^constant workload: unknown parameter\(s\) bogus"):
+        SYNTHETIC.create("constant", count=1, tick_s=10.0, bogus=1)
+
+
 def test_bad_param_values_raise():
     with pytest.raises(ValueError, match="checkpoint_interval_min_s"):
         make("database", checkpoint_interval_min_s=1000, checkpoint_interval_max_s=500)

@@ -1,4 +1,4 @@
-"""Trace replay (issue 3): readers, aggregation, CBT, resampling, cache, bad input, `piop trace`.
+"""Trace replay: readers, aggregation, CBT, resampling, cache, bad input, `piop trace`.
 
 Real-file tests read ../shared/traces (or $PIOP_TRACES) and are skipped with a reason
 where it is absent; bad-input tests craft small files in tmp_path. Every test gets its
@@ -93,6 +93,17 @@ def test_unknown_parameter_and_bad_values(tmp_path):
         make("msr", path=f, tick_s=10, volumes=["nope"])
     with pytest.raises(TraceError, match="no such file"):
         make("auto", path=tmp_path / "missing.csv", tick_s=10)
+    with pytest.raises(TraceError, match=r"^top: must be a positive integer \(got 0\)$"):
+        make("msr", path=f, tick_s=10, top=0)
+    with pytest.raises(TraceError, match="unknown trace family 'nope'"):
+        make("nope", path=f, tick_s=10)
+    # each family's own parameters are known to it only
+    from workloads.traces import PARAMS
+
+    assert "reorder_s" in PARAMS["msr"] and "reorder_s" not in PARAMS["bitbrains"]
+    assert {"months", "resample"} <= set(PARAMS["bitbrains"]) and "epoch" in PARAMS["alibaba"]
+    with pytest.raises(TraceError, match="trace family 'bitbrains': unknown parameter"):
+        make("bitbrains", path=f, tick_s=10, reorder_s=1)
 
 
 # ----------------------------------------------------------------------------- detection

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from cli_helpers import assert_one_line_error, piop
 
-from experiments.config import load_config
 from common.errors import UserError
+from experiments.config import load_config
 from experiments.runner import plans, simulate
 from experiments.tune import load_tuning, open_storage, pareto_mask, tune
 

@@ -18,6 +18,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from common.checks import require
+
 #: Names of the per-tick series a block carries, in this order.
 SERIES: tuple[str, ...] = (
     "read_iops",
@@ -45,8 +47,7 @@ class WorkingSet:
     zipf_s: float = 1.7
 
     def __post_init__(self) -> None:
-        if not 1.0 < self.zipf_s <= 4.0:
-            raise ValueError(f"working set: zipf_s must be in (1, 4], got {self.zipf_s}")
+        require(1.0 < self.zipf_s <= 4.0, "zipf_s", "must be in (1, 4]", self.zipf_s, where="working set")
 
 
 @dataclass(frozen=True)

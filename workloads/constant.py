@@ -5,10 +5,11 @@ Every volume serves the same read/write IOPS and MB/s at every tick (default: id
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from common.checks import reject_unknown
 from workloads.base import LoadBlock, VolumeMeta, WorkingSet
 from workloads.registry import SYNTHETIC
 
@@ -44,4 +45,5 @@ class ConstantSource:
 
 @SYNTHETIC.register("constant")
 def constant(*, count: int, tick_s: float, seed: int = 0, id_prefix: str = "const-", start_epoch: float = 0.0, **params) -> ConstantSource:
+    reject_unknown(params, [f.name for f in fields(ConstantParams)], where="constant workload")
     return ConstantSource(count, tick_s, id_prefix, ConstantParams(**params))

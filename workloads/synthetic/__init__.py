@@ -26,9 +26,10 @@ batch; vm ~2,200 IOPS / ~70 MB/s with storms of +4,000 IOPS; fileserver ~850 IOP
 from __future__ import annotations
 
 from workloads.registry import SYNTHETIC
-from workloads.synthetic._core import DEFAULT_START_EPOCH, CommonParams, SyntheticSource
 from workloads.synthetic.database import DatabaseParams, DatabaseWorkload
 from workloads.synthetic.fileserver import FileserverParams, FileserverWorkload
+from workloads.synthetic.params import CommonParams
+from workloads.synthetic.source import DEFAULT_START_EPOCH, SyntheticSource
 from workloads.synthetic.vm import VmParams, VmWorkload
 
 #: kind name -> generator class (each class is its own factory)

@@ -7,7 +7,11 @@ import math
 
 import numpy as np
 
-from workloads.synthetic._core import DAY_S, CommonParams, Page, SyntheticSource, business_curve, trapezoid, u01, uniform
+from common.units import DAY_S
+from workloads.synthetic.keyed import u01, uniform
+from workloads.synthetic.params import CommonParams, check
+from workloads.synthetic.shapes import business_curve, trapezoid
+from workloads.synthetic.source import Page, SyntheticSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,17 +98,10 @@ class DatabaseParams(CommonParams):
             ("business_start_h", "business_end_h"),
         ]:
             self.check_range(kind, lo, hi)
-        if self.checkpoint_interval_min_s < 60:
-            raise ValueError(
-                f"{kind} workload parameter 'checkpoint_interval_min_s' must be >= 60, got {self.checkpoint_interval_min_s}"
-            )
-        for name in ("read_io_kb", "write_io_kb", "log_io_kb", "checkpoint_io_kb", "batch_io_kb"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{kind} workload parameter {name!r} must be > 0")
-        if self.batch_max_h > 20:
-            raise ValueError(f"{kind} workload parameter 'batch_max_h' must be <= 20 h, got {self.batch_max_h}")
-        if self.replica_fraction > 1:
-            raise ValueError(f"{kind} workload parameter 'replica_fraction' must be <= 1")
+        check(kind, not self.checkpoint_interval_min_s < 60, "checkpoint_interval_min_s", "must be >= 60", self.checkpoint_interval_min_s)
+        self.check_each(kind, ("read_io_kb", "write_io_kb", "log_io_kb", "checkpoint_io_kb", "batch_io_kb"), lambda v: not v <= 0, "must be > 0")
+        check(kind, not self.batch_max_h > 20, "batch_max_h", "must be <= 20 h", self.batch_max_h)
+        check(kind, not self.replica_fraction > 1, "replica_fraction", "must be <= 1", self.replica_fraction)
 
 
 def _hhmm(h: float) -> str:

@@ -6,7 +6,10 @@ import dataclasses
 
 import numpy as np
 
-from workloads.synthetic._core import CommonParams, Page, SyntheticSource, add_events, business_curve, u01, uniform
+from workloads.synthetic.keyed import u01, uniform
+from workloads.synthetic.params import CommonParams, check
+from workloads.synthetic.shapes import add_events, business_curve
+from workloads.synthetic.source import Page, SyntheticSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,14 +66,9 @@ class FileserverParams(CommonParams):
         super().validate(kind)
         for lo, hi in [("copy_min_min", "copy_max_min"), ("mem_min_pct", "mem_max_pct"), ("business_start_h", "business_end_h")]:
             self.check_range(kind, lo, hi)
-        for name in ("lunch_dip", "copy_write_fraction", "nfs_fraction"):
-            if getattr(self, name) > 1:
-                raise ValueError(f"{kind} workload parameter {name!r} must be <= 1")
-        for name in ("read_io_kb", "write_io_kb", "copy_io_kb"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{kind} workload parameter {name!r} must be > 0")
-        if self.copy_max_min > 24 * 60:
-            raise ValueError(f"{kind} workload parameter 'copy_max_min' must be <= 1440")
+        self.check_each(kind, ("lunch_dip", "copy_write_fraction", "nfs_fraction"), lambda v: not v > 1, "must be <= 1")
+        self.check_each(kind, ("read_io_kb", "write_io_kb", "copy_io_kb"), lambda v: not v <= 0, "must be > 0")
+        check(kind, not self.copy_max_min > 24 * 60, "copy_max_min", "must be <= 1440", self.copy_max_min)
 
 
 _COPY_SLOT_S = 3600.0

@@ -6,7 +6,11 @@ import dataclasses
 
 import numpy as np
 
-from workloads.synthetic._core import DAY_S, CommonParams, Page, SyntheticSource, add_events, business_curve, u01, uniform
+from common.units import DAY_S
+from workloads.synthetic.keyed import u01, uniform
+from workloads.synthetic.params import CommonParams, check
+from workloads.synthetic.shapes import add_events, business_curve
+from workloads.synthetic.source import Page, SyntheticSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,18 +94,12 @@ class VmParams(CommonParams):
             ("business_start_h", "business_end_h"),
         ]:
             self.check_range(kind, lo, hi)
-        if not 0 <= self.patch_dow <= 6:
-            raise ValueError(f"{kind} workload parameter 'patch_dow' must be 0..6 (0 = Monday), got {self.patch_dow}")
-        for name in ("patch_prob", "boot_storm_join", "windows_fraction"):
-            if getattr(self, name) > 1:
-                raise ValueError(f"{kind} workload parameter {name!r} must be <= 1")
-        for name in ("read_io_kb", "write_io_kb", "storm_io_kb"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{kind} workload parameter {name!r} must be > 0")
-        if self.tenants < 1:
-            raise ValueError(f"{kind} workload parameter 'tenants' must be >= 1")
-        if max(self.neighbour_max_h, self.patch_window_h, self.storm_max_min / 60) > 24:
-            raise ValueError(f"{kind} workload: episode, storm and patch-window lengths must be <= 24 h")
+        check(kind, 0 <= self.patch_dow <= 6, "patch_dow", "must be 0..6 (0 = Monday)", self.patch_dow)
+        self.check_each(kind, ("patch_prob", "boot_storm_join", "windows_fraction"), lambda v: not v > 1, "must be <= 1")
+        self.check_each(kind, ("read_io_kb", "write_io_kb", "storm_io_kb"), lambda v: not v <= 0, "must be > 0")
+        check(kind, not self.tenants < 1, "tenants", "must be >= 1", self.tenants)
+        longest_h = max(self.neighbour_max_h, self.patch_window_h, self.storm_max_min / 60)
+        check(kind, not longest_h > 24, "neighbour_max_h / patch_window_h / storm_max_min", "the longest episode, storm or patch window must be <= 24 h", longest_h)
 
 
 #: noisy-neighbour episodes are drawn per slot of this length (at most one per slot)

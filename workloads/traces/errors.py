@@ -1,6 +1,6 @@
 """Trace errors and the malformed-line log every reader keeps.
 
-Policy (issue 3): a malformed line (truncated, non-numeric field, negative size,
+Policy: a malformed line (truncated, non-numeric field, negative size,
 out-of-order timestamp where the format promises order, unknown I/O type) is dropped,
 counted and, for the first few, kept with its file and line number. When the dropped
 lines of a file exceed `max_bad_fraction` of its lines (default 0.1 %), reading fails

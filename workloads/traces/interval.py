@@ -17,32 +17,13 @@ Reading (once per set of files; the result is cached by content hash, see `cache
 
 Cleaning: rows are sorted per volume by time; rows sharing a timestamp are averaged
 (NaN-aware) and counted as duplicates; missing values are carried forward (backward
-at a series' head) and counted.
-
-Resampling onto the simulation tick (`IntervalSeries`) happens block by block, so the
-series never exists at the (fine) simulation tick in memory. A sample at `t_i` covers
-`[t_i, t_{i+1})` (the last one covers one median interval):
-
-- `resample="hold"` (default): the tick's value is the time-weighted mean of that step
-  function over the tick. For ticks shorter than the sampling interval this is plain
-  step-hold; for longer ticks it averages. It conserves the integral (bytes moved).
-- `resample="linear"`: piecewise-linear interpolation through the centres of the
-  sample intervals, evaluated at tick centres (smoother; does not conserve bytes).
-
-Gaps: an interval longer than `max_gap_s` is a gap (default: 1.5 x the volume's median
-sampling interval for Bitbrains, i.e. at least one sample missing; 10 x for Alibaba,
-whose sampling is irregular). `gap_fill="hold"` (default)
-keeps the last value through it; `gap_fill="zero"` keeps it for one median interval,
-then zero until the next sample. Before a volume's first sample (when other selected
-volumes start earlier) the first value is held backwards ("hold") or zero ("zero");
-after its last interval likewise. Gaps, their total length and the filled head and
-tail are counted per volume and reported in `describe()`.
+at a series' head) and counted. Resampling onto the simulation tick is `resample.py`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,57 +32,16 @@ import pyarrow.parquet as pq
 
 from workloads.traces import cache as cachemod
 from workloads.traces.errors import BadLineLog, TraceFormatError
-from workloads.traces.parse import ChunkParser, Column, CsvSpec, check_early, iter_chunks
+from workloads.traces.formats import ALIBABA_SPEC, BITBRAINS_SPEC
+from workloads.traces.parse import ChunkParser, check_early, iter_chunks
 
 #: the five standard interval columns, in this order
 STANDARD = ("read_mbps", "write_mbps", "cpu_pct", "mem_pct", "net_mbps")
-
-BITBRAINS_SPEC = CsvSpec(
-    n_fields=11,
-    columns=tuple(
-        Column(i, name, "f8", nonneg=True, label=label)
-        for i, (name, label) in enumerate(
-            [
-                ("ts", "timestamp"),
-                ("cores", "CPU cores"),
-                ("cap_mhz", "CPU capacity"),
-                ("cpu_mhz", "CPU usage [MHZ]"),
-                ("cpu_pct", "CPU usage [%]"),
-                ("mem_cap_kb", "memory capacity"),
-                ("mem_kb", "memory usage"),
-                ("rd_kbs", "disk read throughput"),
-                ("wr_kbs", "disk write throughput"),
-                ("rx_kbs", "network received throughput"),
-                ("tx_kbs", "network transmitted throughput"),
-            ]
-        )
-    ),
-    delimiter=";",
-    delete=b"\t",
-)
-
-ALIBABA_SPEC = CsvSpec(
-    n_fields=9,
-    columns=(
-        Column(0, "machine", "str", label="machine id"),
-        Column(1, "ts", "f8", nonneg=True, label="time_stamp"),
-        Column(2, "cpu", "f8", nonneg=True, missing=-1.0, clip_max=100.0, label="cpu_util_percent"),
-        Column(3, "mem", "f8", nonneg=True, missing=-1.0, clip_max=100.0, label="mem_util_percent"),
-        Column(6, "net_in", "f8", nonneg=True, missing=-1.0, clip_max=100.0, label="net_in"),
-        Column(7, "net_out", "f8", nonneg=True, missing=-1.0, clip_max=100.0, label="net_out"),
-        Column(8, "disk", "f8", nonneg=True, missing=-1.0, clip_max=100.0, label="disk_io_percent"),
-    ),
-)
 
 NATIVE_COLUMNS = {
     "bitbrains": STANDARD,
     "alibaba": ("disk_pct", "cpu_pct", "mem_pct", "net_in_pct", "net_out_pct"),
 }
-NOMINAL_INTERVAL_S = {"bitbrains": 300.0, "alibaba": 60.0}
-#: default gap threshold in median intervals: Bitbrains samples are regular (a missing
-#: sample is a gap); Alibaba's are irregular (10-400 s between samples is routine,
-#: median 60 s), so only a silence of 10 median intervals (600 s) counts as a gap
-GAP_FACTOR = {"bitbrains": 1.5, "alibaba": 10.0}
 
 
 @dataclass
@@ -272,69 +212,95 @@ def read_native(
     return series
 
 
+@dataclass
+class _Samples:
+    """Samples of every file read so far, and what reading them found."""
+
+    names: list[str] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    vols: list[np.ndarray] = field(default_factory=list)
+    ts: list[np.ndarray] = field(default_factory=list)
+    vals: list[np.ndarray] = field(default_factory=list)
+    app_by_vol: dict[int, dict] = field(default_factory=dict)
+    abnormal: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    headers: int = 0
+    dups: int = 0
+
+
+def _take_bitbrains(acc: _Samples, path: Path, label: str, vid: str | None, log: BadLineLog, max_bad_fraction: float) -> int:
+    """Read one Bitbrains file (one VM, `vid`) into `acc`; returns its number of lines."""
+    assert vid is not None
+    std, lines, info = _read_bitbrains_file(path, label, log, max_bad_fraction)
+    log.check(label, lines, max_bad_fraction)
+    v = acc.index.setdefault(vid, len(acc.index))
+    if v == len(acc.names):
+        acc.names.append(vid)
+    n = std["t"].size
+    x = np.column_stack([std[c] for c in STANDARD]).astype(np.float32) if n else np.zeros((0, 5), np.float32)
+    fv, ft, fx, fst = _clean(np.full(n, v, np.int32), std["t"], x, v + 1)
+    acc.dups += fst["duplicates"]
+    acc.vols.append(fv)
+    acc.ts.append(ft)
+    acc.vals.append(fx)
+    app = acc.app_by_vol.setdefault(v, {})
+    for k, x in info["app"].items():
+        app[k] = max(app.get(k, x), x)
+    acc.headers += info["header"]
+    if "timestamps" in info:
+        acc.notes["timestamps"] = "some files hold real milliseconds; divided by 1000"
+    return lines
+
+
+def _take_alibaba(acc: _Samples, path: Path, label: str, vid: str | None, log: BadLineLog, max_bad_fraction: float) -> int:
+    """Read one Alibaba file (many machines) into `acc`; returns its number of lines."""
+    parts, lines, abn = _read_alibaba_file(path, label, log, max_bad_fraction, acc.names, acc.index)
+    log.check(label, lines, max_bad_fraction)
+    for k, n in abn.items():
+        acc.abnormal[k] = acc.abnormal.get(k, 0) + n
+    for v, t, x in parts:
+        acc.vols.append(v)
+        acc.ts.append(t)
+        acc.vals.append(x.astype(np.float32))
+    return lines
+
+
+#: how each family's files are read into `_Samples`
+_READERS: dict[str, Callable[[_Samples, Path, str, str | None, BadLineLog, float], int]] = {
+    "bitbrains": _take_bitbrains,
+    "alibaba": _take_alibaba,
+}
+
+
 def _read_native(
     family: str, files: list[Path], ids: list[str] | None, labels: list[str], max_bad_fraction: float
 ) -> NativeSeries:
+    acc = _Samples()
+    take = _READERS[family]
     file_meta = []
-    vols, ts, vals = [], [], []
-    names: list[str] = []
-    index: dict[str, int] = {}
-    app_by_vol: dict[int, dict] = {}
-    abnormal: dict[str, int] = {}
-    notes: dict[str, str] = {}
-    headers = 0
-    dups = 0
     for i, (path, label) in enumerate(zip(files, labels, strict=True)):
         log = BadLineLog()
-        if family == "bitbrains":
-            assert ids is not None
-            std, lines, info = _read_bitbrains_file(path, label, log, max_bad_fraction)
-            log.check(label, lines, max_bad_fraction)
-            v = index.setdefault(ids[i], len(index))
-            if v == len(names):
-                names.append(ids[i])
-            n = std["t"].size
-            x = np.column_stack([std[c] for c in STANDARD]).astype(np.float32) if n else np.zeros((0, 5), np.float32)
-            fv, ft, fx, fst = _clean(np.full(n, v, np.int32), std["t"], x, v + 1)
-            dups += fst["duplicates"]
-            vols.append(fv)
-            ts.append(ft)
-            vals.append(fx)
-            app = app_by_vol.setdefault(v, {})
-            for k, x in info["app"].items():
-                app[k] = max(app.get(k, x), x)
-            headers += info["header"]
-            if "timestamps" in info:
-                notes["timestamps"] = "some files hold real milliseconds; divided by 1000"
-        else:
-            parts, lines, abn = _read_alibaba_file(path, label, log, max_bad_fraction, names, index)
-            log.check(label, lines, max_bad_fraction)
-            for k, n in abn.items():
-                abnormal[k] = abnormal.get(k, 0) + n
-            for v, t, x in parts:
-                vols.append(v)
-                ts.append(t)
-                vals.append(x.astype(np.float32))
+        lines = take(acc, path, label, ids[i] if ids is not None else None, log, max_bad_fraction)
         file_meta.append([label, lines, log.to_dict()])
-    vol = np.concatenate(vols) if vols else np.zeros(0, np.int32)
-    t = np.concatenate(ts) if ts else np.zeros(0)
-    x = np.concatenate(vals) if vals else np.zeros((0, 5))
-    vol, t, x, stats = _clean(vol, t, x, len(names))
-    stats["duplicates"] += dups
-    stats["rows"] += dups
+    vol = np.concatenate(acc.vols) if acc.vols else np.zeros(0, np.int32)
+    t = np.concatenate(acc.ts) if acc.ts else np.zeros(0)
+    x = np.concatenate(acc.vals) if acc.vals else np.zeros((0, 5))
+    vol, t, x, stats = _clean(vol, t, x, len(acc.names))
+    stats["duplicates"] += acc.dups
+    stats["rows"] += acc.dups
     if t.size == 0:
         raise TraceFormatError(f"{labels[0] if labels else family}: no valid records")
     meta = {
         "family": family,
-        "names": names,
+        "names": acc.names,
         "files": file_meta,
         "stats": stats,
-        "abnormal": abnormal,
-        "notes": notes,
-        "headers": headers,
-        "app": [app_by_vol.get(i, {}) for i in range(len(names))],
+        "abnormal": acc.abnormal,
+        "notes": acc.notes,
+        "headers": acc.headers,
+        "app": [acc.app_by_vol.get(i, {}) for i in range(len(acc.names))],
     }
-    return NativeSeries(family, names, vol, t, x, meta["app"], meta, False)
+    return NativeSeries(family, acc.names, vol, t, x, meta["app"], meta, False)
 
 
 def _store_native(series: NativeSeries, folder: Path) -> None:
@@ -370,126 +336,3 @@ def alibaba_standard(values: np.ndarray, nominal_mbps: float, read_fraction: flo
     return np.column_stack(
         [disk * read_fraction, disk * (1.0 - read_fraction), v[:, 1], v[:, 2], (v[:, 3] + v[:, 4]) / 100.0 * nic_mbps]
     )
-
-
-# ----------------------------------------------------------------------------- resampling
-
-
-@dataclass
-class VolumeSteps:
-    """The step function of one volume: value `v[j]` on `[t[j], t[j+1])`, the last one onwards."""
-
-    t: np.ndarray
-    v: np.ndarray  # float64 [m, 5]
-    g: np.ndarray  # float64 [m, 5]: integral of the step function from t[0] to t[j]
-    centres: np.ndarray
-    stats: dict
-
-
-def build_steps(t: np.ndarray, v: np.ndarray, t0: float, nominal: float, max_gap: float, gap_fill: str) -> VolumeSteps:
-    d = np.diff(t)
-    gaps = d > max_gap
-    stats = {
-        "samples": int(t.size),
-        "interval_s": float(nominal),
-        "gaps": int(gaps.sum()),
-        "gap_s": float((d[gaps] - nominal).sum()),
-        "head_fill_s": float(max(0.0, t[0] - t0)),
-    }
-    tt, vv = t, v
-    if gap_fill == "zero":
-        if gaps.any():
-            at = np.flatnonzero(gaps)
-            tt = np.insert(tt, at + 1, t[at] + nominal)
-            vv = np.insert(vv, at + 1, 0.0, axis=0)
-        tt = np.append(tt, t[-1] + nominal)
-        vv = np.vstack([vv, np.zeros((1, v.shape[1]))])
-    if t0 < t[0]:
-        tt = np.insert(tt, 0, t0)
-        vv = np.vstack([(vv[:1] if gap_fill == "hold" else np.zeros((1, v.shape[1]))), vv])
-    seg = np.diff(tt)
-    g = np.zeros_like(vv)
-    if seg.size:
-        g[1:] = np.cumsum(vv[:-1] * seg[:, None], axis=0)
-    centres = np.append(tt[:-1] + seg / 2.0, tt[-1] + nominal / 2.0)
-    return VolumeSteps(tt, vv, g, centres, stats)
-
-
-def resample(steps: VolumeSteps, edges: np.ndarray, dt: float, mode: str) -> np.ndarray:
-    """Values of one volume on the ticks `[edges[i], edges[i+1])`: float64 [n, 5]."""
-    t, v, g = steps.t, steps.v, steps.g
-    a, b = edges[:-1], edges[1:]
-    if mode == "linear":
-        c = (a + b) / 2.0
-        return np.column_stack([np.interp(c, steps.centres, v[:, k]) for k in range(v.shape[1])])
-    ja = np.maximum(np.searchsorted(t, a, side="right") - 1, 0)
-    jb = np.maximum(np.searchsorted(t, b, side="left") - 1, 0)
-    fa = g[ja] + v[ja] * (a - t[ja])[:, None]
-    fb = g[jb] + v[jb] * (b - t[jb])[:, None]
-    out = (fb - fa) / dt
-    same = ja == jb
-    out[same] = v[ja[same]]
-    return out
-
-
-class IntervalSeries:
-    """Serves per-tick values of the selected volumes, resampled block by block."""
-
-    def __init__(
-        self,
-        t_list: list[np.ndarray],
-        v_list: list[np.ndarray],
-        nominal: list[float],
-        t0: float,
-        dt_trace: float,
-        tick_s: float,
-        n_ticks: int,
-        mode: str,
-        gap_fill: str,
-        max_gap: list[float],
-        read_io_bytes: np.ndarray,
-        write_io_bytes: np.ndarray,
-    ):
-        self.t0 = t0
-        self.dt = dt_trace
-        self.tick_s = tick_s
-        self.n_ticks = n_ticks
-        self.mode = mode
-        self.n_volumes = len(t_list)
-        self.steps = [
-            build_steps(t, v, t0, nm, mg, gap_fill) for t, v, nm, mg in zip(t_list, v_list, nominal, max_gap, strict=True)
-        ]
-        end = t0 + n_ticks * dt_trace
-        for s, t, nm in zip(self.steps, t_list, nominal, strict=True):
-            s.stats["tail_fill_s"] = float(max(0.0, end - (t[-1] + nm)))
-        self.read_io = read_io_bytes.astype(np.float64)
-        self.write_io = write_io_bytes.astype(np.float64)
-
-    def values(self, k0: int, k1: int) -> dict[str, np.ndarray]:
-        n = k1 - k0
-        edges = self.t0 + np.arange(k0, k1 + 1, dtype=np.float64) * self.dt
-        out = {name: np.zeros((n, self.n_volumes), np.float32) for name in STANDARD}
-        for i, s in enumerate(self.steps):
-            x = resample(s, edges, self.dt, self.mode)
-            for k, name in enumerate(STANDARD):
-                out[name][:, i] = x[:, k]
-        res = {
-            "read_iops": (out["read_mbps"] * (1e6 / self.read_io)).astype(np.float32),
-            "write_iops": (out["write_mbps"] * (1e6 / self.write_io)).astype(np.float32),
-        }
-        res.update(out)
-        return res
-
-
-def span(t_list: list[np.ndarray], nominal: list[float], start: float | None, dt_trace: float) -> tuple[float, int]:
-    """(t0, natural length in ticks) of the selected volumes."""
-    t0 = min(float(t[0]) for t in t_list) if start is None else float(start)
-    end = max(float(t[-1]) + nm for t, nm in zip(t_list, nominal, strict=True))
-    n = max(1, math.ceil((end - t0) / dt_trace - 1e-9))
-    return t0, n
-
-
-def median_interval(t: np.ndarray, default: float) -> float:
-    if t.size < 2:
-        return default
-    return float(np.median(np.diff(t)))

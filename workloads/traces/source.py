@@ -151,7 +151,7 @@ class TraceSource:
         d.update({k: v for k, v in self.info.items() if k != "notes"})
         return d
 
-    # -- helpers for `piop trace` ------------------------------------------------------
+    # -- for `piop trace` --------------------------------------------------------------
     def iter_natural(self, max_cells: int = 4_000_000):
         """Yield blocks covering the natural span `[0, n_ticks)` (never looping)."""
         step = max(1, max_cells // max(1, len(self.volumes)))

@@ -1,0 +1,165 @@
+"""`tune()`: the study optimised in this process or in worker processes sharing its
+storage, resumed where it stopped, then summarised and exported."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+
+from common.atomic import check_writable
+from common.errors import UserError
+from common.interrupts import Interrupted
+from common.oserrors import naming
+from experiments.tune.export import export
+from experiments.tune.front import TuneOutcome, summarise_study
+from experiments.tune.objective import make_objective, run_metrics
+from experiments.tune.patch import config_with
+from experiments.tune.study import (
+    completed_trials,
+    fail_stale_trials,
+    make_sampler,
+    open_storage,
+    open_study,
+    safe_url,
+    stop_if_all_fail,
+)
+from experiments.tune.tuning import Tuning, load_tuning
+from experiments.workers import run_task, stop_workers, worker_init
+
+
+def _optimize(t: Tuning, url: str, n_run: int, worker_index: int) -> int:
+    """Run up to `n_run` trials (stopping once the study holds n_trials completed)."""
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    storage = open_storage(url)
+    study = open_study(t, storage, create=True)
+    seed = t.spec.sampler_seed + 7919 * worker_index + len(study.trials)
+    study.sampler = make_sampler(t, seed)
+    before = len(completed_trials(study))
+    if before >= t.spec.n_trials:
+        return 0
+    study.optimize(
+        make_objective(t), n_trials=n_run, gc_after_trial=False,
+        callbacks=[MaxTrialsCallback(t.spec.n_trials, states=(TrialState.COMPLETE,)), stop_if_all_fail],
+    )
+    return n_run
+
+
+def _worker(tune_path: str, overrides: dict, url: str, n_run: int, worker_index: int) -> int:
+    t = load_tuning(tune_path, **overrides)
+    return _optimize(t, url, n_run, worker_index)
+
+
+def _optimize_here(t: Tuning, study_obj, todo: int, target: int, on_progress: Callable[[int, int], None] | None) -> None:
+    """`todo` trials in this process."""
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    study_obj.sampler = make_sampler(t, t.spec.sampler_seed + len(study_obj.trials))
+    cbs = [MaxTrialsCallback(target, states=(TrialState.COMPLETE,)), stop_if_all_fail]
+    if on_progress:
+        cbs.append(lambda s, _tr: on_progress(len(completed_trials(s)), target))
+    study_obj.optimize(make_objective(t), n_trials=todo, gc_after_trial=False, callbacks=cbs)
+
+
+def _optimize_in_workers(tune_path: str | Path, overrides: dict, url: str, study_obj, jobs: int, todo: int, target: int,
+                         on_progress: Callable[[int, int], None] | None) -> None:
+    """`todo` trials shared among `jobs` worker processes on the same storage."""
+    n = min(jobs, todo)
+    shares = [todo // n + (1 if i < todo % n else 0) for i in range(n)]
+    kw = {k: v for k, v in overrides.items() if v is not None}
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn"), initializer=worker_init)
+    futs = [pool.submit(run_task, _worker, str(tune_path), kw, url, share, i + 1) for i, share in enumerate(shares)]
+    try:
+        pending = set(futs)
+        while pending:
+            _, pending = wait(pending, timeout=1.0)
+            if on_progress:
+                on_progress(len(completed_trials(study_obj)), target)
+        for f in futs:
+            f.result()  # re-raise a worker's error (UserError stays one line)
+    except BaseException:  # an interrupt or a worker's error: the other workers stop too (their trials fail)
+        stop_workers()
+        pool.shutdown(wait=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def tune(
+    tune_path: str | Path,
+    trials: int | None = None,
+    jobs: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    duration_h: float | None = None,
+    out_root: Path = Path("results"),
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TuneOutcome:
+    """Optimise (resuming the study), then write the front, plot and chosen config.
+
+    Before any trial: the spec and its base config are validated whole (metric names
+    included), the output folder and a SQLite storage's folder must be writable, and
+    trials left RUNNING by a killed process of this host are marked failed. An interrupt
+    fails the trial in flight and says how far the study got.
+    """
+    if jobs < 1:
+        raise UserError(f"--jobs: must be at least 1, not {jobs}")
+    overrides = {"trials": trials, "study": study, "duration_h": duration_h}
+    t = load_tuning(tune_path, **overrides)
+    out_dir = t.out_dir(out_root)
+    check_writable(out_dir, "tuning output folder")
+    url = storage or t.spec.storage or t.default_storage(out_root)
+    sqlite_file = url.split(":///", 1)[1] if url.startswith("sqlite:///") else ""
+    if sqlite_file and sqlite_file != ":memory:" and Path(sqlite_file).parent.is_dir():
+        check_writable(Path(sqlite_file).parent, "storage folder")
+    try:
+        with storage_errors(url):
+            st = open_storage(url)
+            study_obj = open_study(t, st, create=True)
+            fail_stale_trials(study_obj)
+            if "untuned" not in study_obj.user_attrs:  # the reference the tuned policy is judged against
+                study_obj.set_user_attr("untuned", run_metrics(config_with(t, {}), t.seeds))
+            done_before = len(completed_trials(study_obj))
+            todo = max(0, t.spec.n_trials - done_before)
+            target = t.spec.n_trials
+            if on_progress:
+                on_progress(done_before, target)
+            if todo:
+                if jobs <= 1 or todo == 1:
+                    _optimize_here(t, study_obj, todo, target, on_progress)
+                else:
+                    _optimize_in_workers(tune_path, overrides, url, study_obj, jobs, todo, target, on_progress)
+            study_obj = open_study(t, st, create=False)
+            outcome = summarise_study(t, study_obj, url)
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted_note(t, url)) from None
+    outcome.new_trials = len(outcome.trials[outcome.trials["state"] == "COMPLETE"]) - done_before if not outcome.trials.empty else 0
+    with naming(out_dir):
+        export(outcome, out_dir)
+    return outcome
+
+
+def _interrupted_note(t: Tuning, url: str) -> str:
+    """How far the study got, read back from its storage (the trial in flight is marked failed)."""
+    try:
+        done = len(completed_trials(open_study(t, open_storage(url, retries=1), create=False)))
+    except Exception:  # noqa: BLE001 - the note must not fail the interrupt
+        done = None
+    got = f"{done} of {t.spec.n_trials} trials complete" if done is not None else "completed trials kept"
+    return f"{got} in study {t.study!r} ({safe_url(url)}), the trial in flight marked failed; run the same command to resume"
+
+
+@contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """A database error while the study runs (SQLite: disk full, read-only) as one line naming the storage."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except SQLAlchemyError as err:
+        first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        raise UserError(f"storage {safe_url(url)}: {first}") from None

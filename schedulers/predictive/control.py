@@ -1,0 +1,112 @@
+"""Running jobs: re-throttle, pause through predicted bursts, resume after.
+
+At every forecast step each running job gets the rate the upper forecast allows under
+the threshold, but never less than its remaining bytes need to meet the deadline (nor
+more than the device headroom the run allows, `ctx.backup_max_util`). Through a predicted
+burst (`LoadLabel.BURST`, or a step with no headroom at all) a job pauses when the
+deadline slack allows it, and resumes after. With the now-cast on, a job whose observed
+load passes the forecast is re-throttled at that tick instead of at the next step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.units import HOUR_S, MB
+from schedulers.predictive import reasons
+from schedulers.predictive.forecast import Frame
+from schedulers.predictive.params import PredictiveParams
+from sim.types import Action, JobState, LoadLabel, Pause, Resume, Throttle, impact, rate_for_impact, rate_for_utilisation
+
+_QUEUED, _RUNNING, _PAUSED = int(JobState.QUEUED), int(JobState.RUNNING), int(JobState.PAUSED)
+_BURST = int(LoadLabel.BURST)
+
+
+@dataclass
+class _Targets:
+    """Per active job: the rates and burst facts of the current forecast step."""
+
+    active: np.ndarray
+    up: np.ndarray  # [A, 2] upper load now
+    max_iops: np.ndarray
+    max_mbps: np.ndarray
+    r_imp: np.ndarray  # rate the threshold allows
+    need: np.ndarray  # rate the deadline needs
+    target: np.ndarray
+    left: np.ndarray  # seconds to the latest end
+    remaining: np.ndarray
+    run_len: np.ndarray  # blocked steps from now
+    seen: np.ndarray  # the observed load is the higher one
+
+
+def _targets(p: PredictiveParams, fr: Frame, active: np.ndarray) -> _Targets:
+    ctx, fc, i0 = fr.ctx, fr.fc, fr.i0
+    max_iops, max_mbps = fr.max_iops[active], fr.max_mbps[active]
+    up = fr.upper_now(active)
+    r_imp = rate_for_impact(up[:, 0], up[:, 1], max_iops, max_mbps, fr.threshold)
+    mu = fc.mean[active, i0]
+    r_max = rate_for_utilisation(mu[:, 0], mu[:, 1], max_iops, max_mbps, ctx.backup_max_util)
+    rpo = ctx.volumes.rpo_s[active]
+    latest_end = ctx.last_snapshot_t[active] + rpo - p.margin(rpo)
+    left = latest_end - ctx.t
+    remaining = ctx.job_remaining_bytes[active]
+    need = np.where(left > 0, remaining * p.duration_safety / MB / np.maximum(left, 1e-9), np.inf)
+    target = np.minimum(np.maximum(np.maximum(r_imp, need), p.min_rate_mbps), np.maximum(r_max, p.min_rate_mbps))
+    labels = np.asarray(fc.labels)[active, i0 : fr.h]
+    blocked = (labels == _BURST) | (r_imp < p.min_rate_mbps)[:, None]
+    if labels.shape[1]:
+        blocked[:, 1:] &= labels[:, 1:] == _BURST
+    run_len = np.where(blocked.all(axis=1), labels.shape[1], np.argmin(blocked, axis=1))
+    seen = (up > np.asarray(fc.upper)[active, i0]).any(axis=1)
+    return _Targets(active, up, max_iops, max_mbps, r_imp, need, target, left, remaining, run_len, seen)
+
+
+def control(p: PredictiveParams, fr: Frame, desc: str, vols: np.ndarray | None = None) -> list[Action]:
+    """Re-throttle, pause and resume jobs (all active ones, or those of `vols`) for the current forecast step."""
+    ctx, fc = fr.ctx, fr.fc
+    active = np.flatnonzero((ctx.job_state == _RUNNING) | (ctx.job_state == _PAUSED))
+    if vols is not None:
+        active = np.intersect1d(active, vols)
+    if active.size == 0:
+        return []
+    g = _targets(p, fr, active)
+    out: list[Action] = []
+    state = ctx.job_state[active]
+    throttle = ctx.job_throttle_mbps[active]
+    thr = fr.threshold
+    for j, v in enumerate(active.tolist()):
+        st = int(state[j])
+        burst_s = g.run_len[j] * fc.step_s
+        # slack if the job pauses through the predicted burst, then goes on at the threshold rate
+        after = int(min(fr.i0 + g.run_len[j], fr.h - 1))
+        r_after = float(rate_for_impact(fc.upper[v, after, 0], fc.upper[v, after, 1], g.max_iops[j], g.max_mbps[j], thr))
+        can_wait = g.left[j] - burst_s - g.remaining[j] * p.duration_safety / MB / max(r_after, p.min_rate_mbps) > 0
+        if p.pause_bursts and g.run_len[j] > 0 and burst_s <= p.pause_max_h * HOUR_S and can_wait:
+            if st in (_RUNNING, _QUEUED):
+                out.append(Pause(v, reason=reasons.pause(bool(g.seen[j]), burst_s, g.up[j, 0], g.up[j, 1], g.r_imp[j], desc)))
+            continue
+        if st == _PAUSED:
+            why = reasons.resume(g.target[j], thr / p.impact_target, not can_wait and g.run_len[j] > 0, desc)
+            out.append(Resume(v, float(g.target[j]), reason=why))
+            continue
+        cur = throttle[j]
+        if not np.isfinite(cur) or abs(g.target[j] - cur) > p.rethrottle_tol * cur:
+            if g.need[j] > g.r_imp[j]:
+                why = reasons.deadline_rate(g.remaining[j], g.need[j], g.r_imp[j], desc)
+            else:
+                imp_t = float(impact(g.up[j, 0], g.up[j, 1], g.target[j], g.max_iops[j], g.max_mbps[j]))
+                why = reasons.rethrottle(bool(g.seen[j]), g.up[j, 0], g.up[j, 1], imp_t, g.target[j], desc)
+            out.append(Throttle(v, float(g.target[j]), reason=why))
+    return out
+
+
+def surprised(p: PredictiveParams, fr: Frame) -> np.ndarray:
+    """Running jobs whose last observed load passed the current step's upper forecast (now-cast)."""
+    running = np.flatnonzero(fr.ctx.job_state == _RUNNING)
+    if running.size == 0 or fr.obs is None:
+        return running[:0]
+    obs = fr.obs[running]
+    up = np.asarray(fr.fc.upper)[running, fr.i0]
+    return running[((obs > up * (1.0 + p.rethrottle_tol)) & (obs > 0)).any(axis=1)]

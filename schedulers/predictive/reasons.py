@@ -1,0 +1,146 @@
+"""The reason every action of the predictive policy carries: the forecast facts it used.
+
+Reasons land in the decision log, so a reader can check each choice against the numbers
+it was made on (forecast, predicted impact, deadline, RTO estimate, tier scores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.units import GB, HOUR_S
+from schedulers.predictive.params import PredictiveParams
+from sim.types import BackupKind, Forecast
+
+# ----------------------------------------------------------------------------- forecast, kind, tier
+
+
+def forecast(fc: Forecast, flat: bool) -> str:
+    """The forecast a decision was made on (model, upper quantile, origin)."""
+    if flat:
+        return "no forecast yet: flat observed EWMA"
+    return f"forecast {fc.model or '?'} p{round(100 * fc.quantile)} @{fc.origin_t / HOUR_S:.2f}h"
+
+
+def kind(k: BackupKind, rto_s: float, rto_est_s: float, rto_after: float, after_incr: float, lim: float, soft_full: bool, full_every_h: float | None) -> str:
+    """Why this kind: the RTO estimates behind it (`rto_est_s`: the volume's current estimate)."""
+    if k == BackupKind.INCREMENTAL:
+        return f"RTO est after {rto_after / HOUR_S:.2f} h <= {lim / HOUR_S:.2f} h"
+    if k == BackupKind.DIFFERENTIAL:
+        return f"incremental would make RTO est {after_incr / HOUR_S:.2f} h > {lim / HOUR_S:.2f} h (RTO {rto_s / HOUR_S:g} h)"
+    if soft_full:
+        return f"full due (every {full_every_h:g} h)"
+    if not np.isfinite(rto_est_s):
+        return "no restore chain"
+    return f"differential too large or RTO est {after_incr / HOUR_S:.2f} h > {lim / HOUR_S:.2f} h"
+
+
+def configured_tier(name: str) -> str:
+    return f"tier {name} (configured)"
+
+
+def chosen_tier(name: str, urgency: float, rto_pressure: np.ndarray, k: int, free: float) -> str:
+    """The facts of a tier choice: urgency, RTO pressure on the chosen tier, free slots."""
+    parts = []
+    if urgency > 0:
+        parts.append(f"urgency {urgency:.2f}")
+    if rto_pressure.max() > 0:
+        parts.append(f"RTO pressure {rto_pressure[k]:.2f} (max {rto_pressure.max():.2f})")
+    parts.append(f"{int(max(free, 0))} slots free")
+    return f"tier {name} ({', '.join(parts)})"
+
+
+def contention(count: int, until_s: float, need_s: float, avail_s: float, slots_total: float) -> str:
+    return (
+        f"tier contention: {count} backups due by +{until_s / HOUR_S:.1f} h need "
+        f"{need_s / HOUR_S:.1f} slot-hours, {avail_s / HOUR_S:.1f} available in {int(slots_total)} slots: start early"
+    )
+
+
+# ----------------------------------------------------------------------------- starts
+
+
+@dataclass
+class StartFacts:
+    """What a start's reason reports."""
+
+    kind: BackupKind
+    size: float  # bytes
+    rate: float  # MB/s
+    impact: float  # predicted at the upper forecast and `rate`
+    quantile: int  # of the upper forecast, in percent
+    threshold: float  # the impact threshold (not the planning target)
+    left_s: float  # to the RPO deadline
+    what: str  # why this kind
+    tier: str  # why this tier
+    forecast: str
+
+    @property
+    def deadline(self) -> str:
+        return f"deadline in {self.left_s / HOUR_S:.1f} h" if np.isfinite(self.left_s) else "no restore point"
+
+
+def forced(f: StartFacts, need_mbps: float, threshold_mbps: float) -> str:
+    return (
+        f"forced: no window completes under the threshold before the RPO deadline ({f.deadline}); "
+        f"needs {need_mbps:.0f} MB/s > {threshold_mbps:.0f} MB/s at the threshold {f.threshold:g}; "
+        f"{f.kind.name.lower()} {f.size / GB:.1f} GB at {f.rate:.0f} MB/s, predicted p{f.quantile} impact {f.impact:.3f}; "
+        f"{f.what}; {f.tier}; {f.forecast}"
+    )
+
+
+def planned(f: StartFacts, head: str, dur_s: float) -> str:
+    """A start the plan (or contention, or the deadline) chose; `head` says which rule."""
+    return (
+        f"{head}; predicted p{f.quantile} impact {f.impact:.3f} <= {f.threshold:g} at {f.rate:.0f} MB/s, "
+        f"est {dur_s / HOUR_S:.2f} h; {f.deadline}; {f.kind.name.lower()} {f.size / GB:.1f} GB, {f.what}; {f.tier}; {f.forecast}"
+    )
+
+
+def late(need_mbps: float) -> str:
+    return f"last moment before the RPO deadline: no later window completes in time (needs {need_mbps:.0f} MB/s)"
+
+
+def quiet(p: PredictiveParams, cost_now: float, cost_median: float) -> str:
+    return f"quiet now: {cost_now:.3g}/GB <= {p.quiet_ratio:g} x horizon median {cost_median:.3g}/GB"
+
+
+def flat_price(cost_now: float) -> str:
+    return f"flat predicted price over the horizon ({cost_now:.3g}): the latest start that meets the deadline"
+
+
+def sequence(t: float, path: list[float], cost_plan: float, cost_wait: float, cost_now: float) -> str:
+    """The lookahead's cheapest sequence of backups, which begins now."""
+    at = ", ".join(f"+{(x - t) / HOUR_S:.1f}" for x in path[:4]) + (" ..." if len(path) > 4 else "")
+    return f"cheapest plan starts now: backups at {at} h, plan cost {cost_plan:.3g} (waiting past the horizon {cost_wait:.3g}); now {cost_now:.3g}"
+
+
+def window(cost_now: float, cost_best: float, cost_median: float) -> str:
+    return f"cheapest window now: {cost_now:.3g}/GB (best {cost_best:.3g}, median {cost_median:.3g})"
+
+
+# ----------------------------------------------------------------------------- running jobs
+
+
+def pause(seen: bool, burst_s: float, up_iops: float, up_mbps: float, rate_imp: float, desc: str) -> str:
+    return (
+        f"{'observed' if seen else 'predicted'} burst for {burst_s / 60:.0f} min (upper {up_iops:.0f} IOPS / {up_mbps:.0f} MB/s, "
+        f"impact-limited rate {rate_imp:.0f} MB/s); slack allows pausing; {desc}"
+    )
+
+
+def resume(target: float, threshold: float, slack_exhausted: bool, desc: str) -> str:
+    if slack_exhausted:
+        return f"RPO slack exhausted: resume through predicted load at {target:.0f} MB/s; {desc}"
+    return f"predicted burst over: resume at {target:.0f} MB/s (p90 impact <= {threshold:g}); {desc}"
+
+
+def deadline_rate(remaining: float, need: float, rate_imp: float, desc: str) -> str:
+    return f"RPO deadline: remaining {remaining / GB:.1f} GB needs {need:.0f} MB/s > impact-limited {rate_imp:.0f} MB/s; {desc}"
+
+
+def rethrottle(seen: bool, up_iops: float, up_mbps: float, impact: float, target: float, desc: str) -> str:
+    load = "observed load above the forecast" if seen else "re-throttle for forecast step: p90"
+    return f"{load} {up_iops:.0f} IOPS / {up_mbps:.0f} MB/s, predicted impact {impact:.3f} at {target:.0f} MB/s; {desc}"
