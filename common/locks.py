@@ -3,7 +3,8 @@
 `try_lock(path)` takes an exclusive `flock` on `path` without waiting and returns a
 `HeldLock`, or None when another process holds it. The lock dies with its process (the
 kernel drops it), so a killed writer never leaves a lock that blocks the next one; the
-file itself is removed on release. Linux and macOS (`fcntl`).
+file itself is removed on release, and `remove_stale` removes one a killed process left.
+Linux and macOS (`fcntl`).
 
 Removing a lock file races with a process that opened it just before: that process may
 then lock a file no longer in the folder while a third creates a new one. So a lock
@@ -60,3 +61,14 @@ def try_lock(path: str | Path) -> HeldLock | None:
         if same:
             return HeldLock(path, fd)
         os.close(fd)  # the file was released and removed between open and flock: try again
+
+
+def remove_stale(path: str | Path) -> bool:
+    """Remove the lock file `path` left by a killed process (one nobody holds); True if removed."""
+    if not Path(path).exists():
+        return False
+    lock = try_lock(path)
+    if lock is None:  # held: its process is alive
+        return False
+    lock.release()
+    return True

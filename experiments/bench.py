@@ -7,13 +7,16 @@ are printed, not asserted: speed targets live here, not in tests.
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from collections.abc import Callable
 
 import schedulers
 import workloads
+from common.errors import UserError
 from experiments.config import default_tiers
+from experiments.sizing import RunSize, check_size
 from sim.devices import DEVICE_CLASSES
 from sim.model import Simulation
 from sim.naive import NaiveFleet
@@ -35,7 +38,26 @@ def _events(env) -> int:
     return env.processed
 
 
+def check_bench(sizes: list[int], days: float, naive_hours: float, workload: str) -> None:
+    """Every option in range and every fleet within memory, before the first simulation."""
+    if not sizes:
+        raise UserError("--volumes: give at least one fleet size, e.g. 10,100,1000")
+    for n in sizes:
+        if n < 1:
+            raise UserError(f"--volumes: fleet sizes must be at least 1 volume, not {n}")
+    for value, option in ((days, "--days"), (naive_hours, "--naive-hours")):
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"{option}: must be a positive number, not {value:g}")
+    if workload not in workloads.SYNTHETIC:
+        raise UserError(f"--workload: unknown workload {workload!r}; known: {', '.join(workloads.SYNTHETIC.names())}")
+    for n in sizes:
+        hint = "give smaller --volumes / --days / --naive-hours"
+        check_size(RunSize(n, days * 86400.0, 10.0, 300.0, 60.0, record_series=False), f"--volumes {n} --days {days:g}", hint)
+        check_size(RunSize(n, naive_hours * 3600.0, 10.0, 300.0, 60.0, record_series=False), f"--volumes {n} --naive-hours {naive_hours:g}", hint)
+
+
 def run_bench(sizes: list[int], days: float, naive_hours: float, workload: str, log: Callable | None = None) -> list[dict]:
+    check_bench(sizes, days, naive_hours, workload)
     rows = []
     for n in sizes:
         load = workloads.SYNTHETIC.create(workload, count=n, tick_s=10.0, seed=1, id_prefix="v")

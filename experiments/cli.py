@@ -265,11 +265,11 @@ def list_names(
     chosen: list[str] = []
     for name in sections or list(SECTIONS):
         key = name.replace("-", "_").lower()
-        match = [k for k in SECTIONS if k == key or k.startswith(key.rstrip("s"))]
+        match = [k for k in SECTIONS if k.startswith(key[:5])]  # 'policy', 'trace', 'devices' too
         if not key or not match:
             raise UserError(f"piop list: unknown section {name!r}; known: {', '.join(SECTIONS)}")
         chosen.extend(m for m in match if m not in chosen)
-    cat = catalogue()
+    cat = catalogue(chosen)
     if as_json:
         print_json({k: cat[k] for k in chosen})
     else:

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from common.errors import UserError
-from common.interrupts import Interrupted
+from common.interrupts import Interrupted, catch_sigint
 from common.jsonable import dumps
 from common.oserrors import describe
 from common.registry import UnknownName
@@ -37,6 +37,7 @@ def user_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        catch_sigint()
         try:
             return fn(*args, **kwargs)
         except (UserError, UnknownName, OSError) as err:

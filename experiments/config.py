@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from common import yamlfile
+from common import configfile
+from common.configfile import read_yaml  # noqa: F401  (the tuning spec is read with it too)
 from common.errors import UserError
 from common.strict import Strict
 from sim.devices import DEVICE_CLASSES
@@ -167,14 +167,14 @@ def expand_path(path: str) -> str:
 
 
 def format_validation(path: Path, err: ValidationError) -> str:
-    """The first pydantic error as one line naming the file and the field (`path: a.b: msg`)."""
+    """The first pydantic error as one line naming the file and the field (`path: a.b: msg`);
+    a rule across fields is worded from its field (`path: duration_h (...) is shorter ...`)."""
     e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
     msg = e["msg"].removeprefix("Value error, ")
-    if e["type"] == "extra_forbidden":
-        msg = "unknown key"
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{path}: {loc}: {msg}{more}"
+    if not e["loc"] and msg.split(" ", 1)[0] in ExperimentConfig.model_fields:
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        return f"{path}: {msg}{more}"
+    return configfile.format_validation(path, err)
 
 
 def parse_config(data: Any, path: Path | str = "<config>") -> ExperimentConfig:
@@ -190,26 +190,6 @@ def parse_config(data: Any, path: Path | str = "<config>") -> ExperimentConfig:
 
     check_semantics(cfg, path)
     return cfg
-
-
-def read_yaml(path: Path, what: str = "YAML config") -> Any:
-    """Parse a YAML file, turning a missing, binary or malformed file (a key given twice
-    included) into a one-line `UserError` naming the file and the line."""
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, expected a {what} file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not a text file (byte {err.start} is not UTF-8); expected a {what}") from None
-    try:
-        return yamlfile.load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"{path}:{where} malformed YAML: {problem}") from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:

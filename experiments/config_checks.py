@@ -24,6 +24,7 @@ The physical rules:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def check_semantics(cfg: ExperimentConfig, path: Path) -> None:
         _check_group(cfg, g, f"{path}: fleet.{i}")
     for i, p in enumerate(cfg.policies):
         _check_policy(cfg, p, f"{path}: policies.{i}")
-    check_config_size(cfg, str(path))
+    check_config_size(cfg, f"{path}: fleet and duration_h")
 
 
 def min_full_s(cfg: ExperimentConfig, g: VolumeGroup) -> tuple[float, float]:
@@ -138,8 +139,8 @@ def _check_forecasting(cfg: ExperimentConfig, p: PolicyConfig, where: str) -> No
 
 
 def _reword(err: Exception) -> str:
-    """A constructor's error without Python's `__init__()` noise."""
-    return str(err).replace("__init__() ", "").replace("SyntheticSource.", "").strip()
+    """A constructor's error without Python's `Class.__init__()` noise."""
+    return re.sub(r"\b[\w.]*__init__\(\)\s*", "", str(err)).strip()
 
 
 def _duration(seconds: float) -> str:

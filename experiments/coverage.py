@@ -10,6 +10,8 @@ with `past_end: error` refuses a trace shorter than the run.
 
 Volumes are flagged when more than `SHARE` of the span the run reads is not their own
 data (`data_ticks` of a trace source: each volume's first and last tick with samples).
+A group that keeps its `top` most active volumes ranks them inside that span
+(`rank_params`), so the choice itself does not favour volumes the run never replays.
 """
 
 from __future__ import annotations
@@ -79,6 +81,15 @@ def apply_past_end(cfg, gi: int, group, source):
                             "(use loop or zeros)")
         return HoldLast(source, n)
     return source
+
+
+def rank_params(cfg, group) -> dict:
+    """A trace group choosing its `top` volumes ranks them inside the span the run reads
+    (`rank_span_s`), not over the whole trace: a volume with no data in that span would
+    otherwise be chosen and replayed as its first value held throughout."""
+    if group.params.get("top") is None or "rank_span_s" in group.params:
+        return {}
+    return {"rank_span_s": (cfg.history_h + cfg.duration_h) * 3600.0}
 
 
 def past_end_params(group) -> dict:

@@ -26,7 +26,7 @@ from rich.progress import TaskID
 
 from common.errors import UserError
 from experiments.clitools import print_json, progress_bar, user_errors
-from experiments.provenance import write_command
+from experiments.provenance import provenance
 
 forecast_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="Backtest the forecasters (predictive I/O profiler).")
 
@@ -173,8 +173,7 @@ def backtest(
         "train_days": train_days,
         "retrain_h": retrain_h,
     }
-    data = write_results(res, history, out / label, meta, plot_volumes)
-    write_command(out / label)
+    data = write_results(res, history, out / label, {**meta, "provenance": provenance()}, plot_volumes)
     if json_out:
         print_json(data)
         return

@@ -140,36 +140,56 @@ def _trace_entries() -> list[dict]:
     return rows
 
 
-def catalogue() -> dict[str, list[dict]]:
-    """Everything a config may name, by section (JSON-able)."""
-    import forecasters  # noqa: F401  (registration)
-    import schedulers  # noqa: F401
-    import workloads.synthetic  # noqa: F401
-    from forecasters.base import FORECASTERS
+def _policies() -> list[dict]:
+    import schedulers  # noqa: F401  (registration)
     from schedulers.base import SCHEDULERS
-    from sim.devices import DEVICE_CLASSES
+
+    return _entries(SCHEDULERS, _policy_extra)
+
+
+def _forecasters() -> list[dict]:
+    import forecasters  # noqa: F401  (registration)
+    from forecasters.base import FORECASTERS
+
+    return _entries(FORECASTERS, lambda n, c: {"needs_future": bool(getattr(c, "needs_future", False))})
+
+
+def _workloads() -> list[dict]:
+    import workloads.synthetic  # noqa: F401  (registration)
     from workloads.registry import SYNTHETIC
 
-    devices = [{"name": n, "doc": "source-volume device class", "params": [_param(k, v, type(v).__name__) for k, v in dataclasses.asdict(d).items() if k != "name"]}
-               for n, d in DEVICE_CLASSES.items()]
-    return {
-        "policies": _entries(SCHEDULERS, _policy_extra),
-        "forecasters": _entries(FORECASTERS, lambda n, c: {"needs_future": bool(getattr(c, "needs_future", False))}),
-        "workloads": _entries(SYNTHETIC),
-        "trace_families": _trace_entries(),
-        "device_classes": devices,
-    }
+    return _entries(SYNTHETIC)
 
 
-SECTIONS = {"policies": "policy", "forecasters": "forecaster", "workloads": "workload (fleet `workload:`)",
-            "trace_families": "trace family (fleet `trace:`)", "device_classes": "device class (fleet `device:`)"}
+def _devices() -> list[dict]:
+    from sim.devices import DEVICE_CLASSES
+
+    return [{"name": n, "doc": "source-volume device class",
+             "params": [_param(k, v, type(v).__name__) for k, v in dataclasses.asdict(d).items() if k != "name"]}
+            for n, d in DEVICE_CLASSES.items()]
+
+
+#: section -> (what a config calls it, how to list it)
+SECTIONS: dict[str, tuple[str, Callable[[], list[dict]]]] = {
+    "policies": ("policy", _policies),
+    "forecasters": ("forecaster", _forecasters),
+    "workloads": ("workload (fleet `workload:`)", _workloads),
+    "trace_families": ("trace family (fleet `trace:`)", _trace_entries),
+    "device_classes": ("device class (fleet `device:`)", _devices),
+}
+
+
+def catalogue(sections: list[str] | None = None) -> dict[str, list[dict]]:
+    """Everything a config may name, by section (JSON-able); only `sections` when given
+    (listing policies alone does not import the forecasters' torch)."""
+    return {key: SECTIONS[key][1]() for key in (sections or list(SECTIONS))}
 
 
 def as_text(cat: dict[str, list[dict]], sections: list[str] | None = None) -> str:
     """The catalogue as plain text: a heading per section, a line per name, its parameters indented."""
     lines = []
     for key in sections or list(cat):
-        lines.append(f"{key.replace('_', ' ')} ({SECTIONS.get(key, key)}):")
+        lines.append(f"{key.replace('_', ' ')} ({SECTIONS[key][0] if key in SECTIONS else key}):")
         for row in cat[key]:
             flags = []
             if row.get("uses_forecasts"):

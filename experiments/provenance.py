@@ -1,11 +1,11 @@
 """Where a results folder came from: the command line, piop's version and commit, the time.
 
 A figure is reproducible only if one can tell which command, on which code, made it.
-`provenance()` is that record (JSON-able); `write_command(folder)` writes it as
-`command.json` into a folder a command produced (an experiment folder beside
-`compare.json`, a run folder, a tuning study, a report, a backtest), and `read_command`
-reads it back for the report. Spawned worker processes inherit the parent's `sys.argv`,
-so a run made in a worker records the command the user typed.
+`provenance()` is that record (JSON-able); every results file that describes a folder
+stores it under `provenance` (`compare.json`, a run's `summary.json` meta, a tuning
+study's and a backtest's `summary.json`), the report prints it, and `read_provenance`
+reads it back. Spawned worker processes inherit the parent's `sys.argv`, so a run made
+in a worker records the command the user typed.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from common.atomic import atomic_write_text
-from common.jsonable import dumps
-
-COMMAND_FILE = "command.json"
 _SOURCE = Path(__file__).resolve().parents[1]  # the checkout piop runs from
 
 
@@ -80,21 +76,18 @@ def provenance() -> dict:
     }
 
 
-def write_command(folder: str | Path, record: dict | None = None) -> Path:
-    """Write `command.json` (the provenance of what made `folder`) atomically into it."""
-    path = Path(folder) / COMMAND_FILE
-    atomic_write_text(path, dumps(record if record is not None else provenance()))
-    return path
-
-
-def read_command(folder: str | Path) -> dict | None:
-    """The `command.json` of `folder`, else the `command` of its `summary.json` meta, else None."""
+def read_provenance(folder: str | Path) -> dict | None:
+    """The provenance recorded in a results folder: `compare.json`'s, else the run's (or a
+    study's, a backtest's) `summary.json`'s; None when it was made by an older piop."""
     folder = Path(folder)
-    for path, pick in ((folder / COMMAND_FILE, lambda d: d), (folder / "summary.json", lambda d: (d.get("meta") or {}).get("command"))):
+    for name in ("compare.json", "summary.json"):
         try:
-            found = pick(json.loads(path.read_text()))
-        except (OSError, ValueError, AttributeError):
+            data = json.loads((folder / name).read_text())
+        except (OSError, ValueError):
             continue
+        if not isinstance(data, dict):
+            continue
+        found = data.get("provenance") or (data.get("meta") or {}).get("provenance")
         if isinstance(found, dict) and found.get("argv"):
             return found
     return None

@@ -15,9 +15,10 @@ import workloads
 from common.atomic import check_writable
 from common.errors import UserError
 from common.interrupts import Interrupted
+from common.interrupts import check as check_interrupt
 from common.locks import try_lock
 from experiments.config import ExperimentConfig, PolicyConfig, expand_path
-from experiments.coverage import apply_past_end, load_warnings, past_end_params
+from experiments.coverage import apply_past_end, load_warnings, past_end_params, rank_params
 from experiments.results import provenance_or_none, write_run
 from experiments.sizing import check_config_size
 from sim.devices import DEVICE_CLASSES
@@ -69,7 +70,7 @@ def build_fleet(cfg: ExperimentConfig, seed: int) -> tuple[FleetLoad, list[Volum
             path = expand_path(g.path or "")
             if not Path(path).exists():
                 raise UserError(f"fleet.{gi}.path: {path}: no such file or folder (set PIOP_TRACES or the path)")
-            params = {**g.params, **past_end_params(g)}
+            params = {**g.params, **past_end_params(g), **rank_params(cfg, g)}
             src = workloads.TRACES.create(g.trace, path=path, tick_s=cfg.tick_s, seed=_group_seed(seed, gi), **params)
             built[gi] = apply_past_end(cfg, gi, g, src)
     start = cfg.start_epoch
@@ -157,12 +158,25 @@ def true_future(load: LoadSource, step_s: float) -> Callable[[float, int], np.nd
     step_ticks = round(step_s / load.tick_s)
     kinds = [v.kind for v in load.volumes]
 
+    memo: dict[int, np.ndarray] = {}  # step's first tick -> [V, 2]; each step is computed once
+
+    def steps_from(first: int, count: int) -> None:
+        rec = HistoryRecorder(len(load.volumes), load.tick_s, step_ticks, count, kinds, 0.0)
+        n = count * step_ticks
+        rec.add_ticks(load.block(first, n), 0, n)
+        rows = targets(rec.history())  # [count, V, 2]
+        for k in range(count):
+            memo[first + k * step_ticks] = rows[k]
+
     def future(origin_t: float, horizon_steps: int) -> np.ndarray:
         start = int(round(origin_t / load.tick_s))
-        n = horizon_steps * step_ticks
-        rec = HistoryRecorder(len(load.volumes), load.tick_s, step_ticks, horizon_steps, kinds, 0.0)
-        rec.add_ticks(load.block(start, n), 0, n)
-        return np.transpose(targets(rec.history()), (1, 0, 2))
+        for f in [f for f in memo if f < start]:  # origins never move back
+            del memo[f]
+        firsts = [start + k * step_ticks for k in range(horizon_steps)]
+        missing = [k for k, f in enumerate(firsts) if f not in memo]
+        if missing:  # origins move forward, so the missing steps are one run at the end
+            steps_from(firsts[missing[0]], horizon_steps - missing[0])
+        return np.transpose(np.stack([memo[f] for f in firsts]), (1, 0, 2))
 
     return future
 
@@ -239,6 +253,11 @@ def print_warning(message: str) -> None:
     sys.stderr.flush()
 
 
+def lock_path(run_dir: Path) -> Path:
+    """The lock file of a run: beside its folder, so the folder itself can be replaced whole."""
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
 def execute(plan: RunPlan, out_root: Path, progress: Callable[[float], None] | None = None,
             skip: Callable[[], bool] | None = None) -> dict | None:
     """Simulate one plan and write its results folder; returns its summary row.
@@ -251,20 +270,31 @@ def execute(plan: RunPlan, out_root: Path, progress: Callable[[float], None] | N
     """
     run_dir = Path(out_root) / plan.config.name / plan.run_id
     check_writable(run_dir.parent, "results folder")
-    lock = try_lock(run_dir.parent / f".{plan.run_id}.lock")
+    lock = try_lock(lock_path(run_dir))
     if lock is None:
         raise RunningElsewhere(f"{run_dir}: another process is running it now (running elsewhere)")
     with lock:
         if skip is not None and skip():
             return None
         t0 = time.perf_counter()
-        result, meta = simulate(plan, progress)
+        result, meta = simulate(plan, _checked(progress))
         meta["wall_s"] = time.perf_counter() - t0
         prov = provenance_or_none()
         if prov is not None:
             meta["provenance"] = prov
         write_run(run_dir, result, plan.config, meta)
     return {"policy": plan.policy.label, "seed": plan.seed, **result.fleet}
+
+
+def _checked(progress: Callable[[float], None] | None) -> Callable[[float], None]:
+    """`progress`, after raising an interrupt that Python may have swallowed (`interrupts.check`)."""
+
+    def report(fraction: float) -> None:
+        check_interrupt()
+        if progress is not None:
+            progress(fraction)
+
+    return report
 
 
 def run_plans(todo: Sequence[RunPlan], out_root: Path, progress_for: Callable[[RunPlan], Callable[[float], None]] | None = None,
@@ -281,6 +311,7 @@ def run_plans(todo: Sequence[RunPlan], out_root: Path, progress_for: Callable[[R
         for plan in todo:
             row = execute(plan, out_root, progress=progress_for(plan) if progress_for else None)
             rows.append(row or {})
+            check_interrupt()
     except KeyboardInterrupt:
         raise Interrupted(
             f"{len(rows)} of {len(todo)} runs kept in {Path(out_root) / cfg.name}, the run in progress discarded; "

@@ -9,6 +9,9 @@ estimate counts what grows with the run (bytes per volume, measured on the simul
 - the load history the forecasters read (every history step of history_h + duration_h);
 - the recorded series (every `record_s` of the duration), when series are recorded.
 
+Measured: 1000 synthetic database volumes over 24 h (series recorded) peaked 350 MiB above
+the interpreter's own ~200 MiB; the estimate says 390 MiB.
+
 A run whose estimate exceeds the limit (this machine's physical memory, or
 `$PIOP_MEMORY_LIMIT_GB`) is refused with the figure, before anything is built.
 """
@@ -22,9 +25,9 @@ from dataclasses import dataclass
 from common.errors import UserError
 
 PER_VOLUME_B = 4096.0
-BLOCK_TICK_B = 200.0  # per volume and tick of the block in flight
+BLOCK_TICK_B = 250.0  # per volume and tick of the block in flight
 HISTORY_STEP_B = 60.0  # per volume and history step (recorder, prior history, forecaster copies)
-RECORD_B = 150.0  # per volume and recorded step (the log, the frame, the Parquet writer)
+RECORD_B = 200.0  # per volume and recorded step (the log, the frame, the Parquet writer)
 GIB = float(1 << 30)
 
 
@@ -64,7 +67,10 @@ def memory_limit() -> tuple[float, str]:
     return float(psutil.virtual_memory().total), "this machine's memory"
 
 
-def check_size(size: RunSize, where: str) -> None:
+CONFIG_HINT = "use fewer volumes or a shorter duration_h (or a longer record_s)"
+
+
+def check_size(size: RunSize, where: str, hint: str = CONFIG_HINT) -> None:
     """Refuse a run whose estimated memory exceeds the limit, with both figures."""
     need = size.bytes()
     limit, source = memory_limit()
@@ -73,8 +79,7 @@ def check_size(size: RunSize, where: str) -> None:
     hours = size.duration_s / 3600.0
     raise UserError(
         f"{where}: a run of {size.volumes:,} volume(s) over {hours:,.6g} h ({size.ticks:,.0f} ticks) needs about "
-        f"{need / GIB:,.1f} GiB of memory, more than {source} ({limit / GIB:,.1f} GiB); "
-        "use fewer volumes or a shorter duration_h (or a longer record_s)"
+        f"{need / GIB:,.1f} GiB of memory, more than {source} ({limit / GIB:,.1f} GiB); {hint}"
     )
 
 

@@ -8,7 +8,8 @@ by a *different* config (other duration, fleet, policy parameters) is re-run and
 Several sweeps may share a results folder (two `piop compare` of one config, on one or
 several machines sharing the disk): a run is locked while it is simulated and written,
 a run locked by another process is left to it ("running elsewhere"), and a run found
-finished once its lock is taken is not redone.
+finished once its lock is taken is not redone. A sweep killed outright leaves at most a
+lock file and a temporary folder per run in flight; the next sweep removes both.
 
 A run that fails does not stop the others; an output that cannot be written at all
 (disk full, read-only, forbidden) stops the sweep at once, since every run would fail
@@ -27,10 +28,12 @@ from pathlib import Path
 import yaml
 
 from common.errors import UserError
+from common.interrupts import check as check_interrupt
+from common.locks import remove_stale
 from common.oserrors import is_disk_error
 from experiments.config import ExperimentConfig, PolicyConfig
 from experiments.results import is_finished
-from experiments.runner import RunningElsewhere, RunPlan, reads_forecasts
+from experiments.runner import RunningElsewhere, RunPlan, lock_path, reads_forecasts
 from experiments.workers import run_task, stop_workers, worker_init
 
 
@@ -111,6 +114,7 @@ def _pending(todo: Sequence[RunPlan], out_root: Path, force: bool, out: SweepOut
     """The plans to run; the skipped and stale ones are noted in `out`."""
     pending: list[RunPlan] = []
     for p in todo:
+        remove_stale(lock_path(run_dir(out_root, p)))  # left by a killed sweep
         if not force and up_to_date(out_root, p):
             out.skipped.append(p.run_id)
         else:
@@ -164,6 +168,7 @@ def run_sweep(
                 done(p.run_id, None, err)
             else:
                 done(p.run_id, status, None)
+            check_interrupt()
         return out
     _run_in_workers(pending, out_root, jobs, not force, done)
     return out
@@ -177,7 +182,8 @@ def _run_in_workers(pending: Sequence[RunPlan], out_root: Path, jobs: int, skip_
     try:
         remaining = set(futures)
         while remaining:
-            finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            finished, remaining = wait(remaining, timeout=1.0, return_when=FIRST_COMPLETED)
+            check_interrupt()
             for f in finished:
                 err = f.exception()
                 done(futures[f].run_id, None if err is not None else f.result()[1], err)

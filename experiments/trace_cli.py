@@ -53,12 +53,14 @@ def _print_info(data: dict, rows: int) -> None:
     for w in data["warnings"]:
         con.print(f"[yellow]warning[/yellow] {w}", markup=True, highlight=False)
     vs = sorted(data["volume_stats"], key=lambda r: -(r["read_mb"] + r["write_mb"]))
-    table = Table(title=f"per-volume load (mean and peak per {data['tick_s']:g} s tick)")
+    table = Table(title=f"per-volume load (mean and peak per {data['tick_s']:g} s tick, over each volume's own span)")
     cols = [("volume", "volume", "{}"), ("kind", "kind", "{}")]
     if vs and "records" in vs[0]:
         cols.append(("records", "records", "{:,.0f}"))
     elif vs and "samples" in vs[0]:
         cols.append(("samples", "samples", "{:,.0f}"))
+    if vs and "span_h" in vs[0]:
+        cols.append(("span_h", "own span h", "{:,.1f}"))
     cols += [
         ("mean_iops", "mean IOPS", "{:,.1f}"),
         ("peak_iops", "peak IOPS", "{:,.1f}"),

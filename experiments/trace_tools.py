@@ -112,12 +112,24 @@ def info_data(src, summary, png: Path | None) -> dict:
         "records": src.records,
         "malformed_lines": src.malformed,
         "malformed_by_reason": d["malformed_by_reason"],
-        "warnings": src.warnings,
+        "warnings": src.warnings + _span_notes(src),
         "volumes": len(src.volumes),
         "volume_stats": summary,
         "plot": str(png) if png else None,
         "describe": d,
     }
+
+
+def _span_notes(src) -> list[str]:
+    """A note when the volumes cover different spans (their figures are over their own)."""
+    spans = getattr(src, "data_ticks", None) or []
+    short = [(v.volume_id, a, b) for v, (a, b) in zip(src.volumes, spans, strict=True) if (a, b) != (0, src.n_ticks)]
+    if not short:
+        return []
+    hours = lambda t: t * src.tick_s / 3600.0  # noqa: E731
+    some = ", ".join(f"{vid} ({hours(b - a):,.1f} h from +{hours(a):,.1f} h)" for vid, a, b in short[:5])
+    return [f"{len(short)} of {len(src.volumes)} volumes cover less than the trace's {hours(src.n_ticks):,.1f} h: {some}"
+            + (", ..." if len(short) > 5 else "") + "; each volume's figures are over its own span"]
 
 
 def write_long_parquet(src, out: Path, drop_zero: bool = False) -> int:

@@ -27,7 +27,7 @@ import yaml
 
 from forecasters import metrics as M
 from forecasters.base import FORECASTERS
-from forecasters.calibration import Calibrated, pop_calibration
+from forecasters.calibration import calibrate, pop_calibration
 from forecasters.classify import BurstRule, label_future, precision_recall
 from forecasters.series import steps, targets
 from sim.types import LoadHistory
@@ -128,7 +128,7 @@ def build(spec: str, history: LoadHistory, rule: BurstRule):
     f = factory(**params)
     if hasattr(f, "rule") and f.rule is None:
         f.rule = rule
-    return label, (f if calib is None else Calibrated(f, rule=rule, **calib))
+    return label, (f if calib is None else calibrate(f, {**calib, "rule": rule}, ""))
 
 
 def run_backtest(history: LoadHistory, specs: list[str], cfg: BacktestConfig | None = None, volume_ids: list[str] | None = None, progress=None) -> BacktestResult:

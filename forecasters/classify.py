@@ -15,7 +15,10 @@ labels can be compared):
 - **Forecasts / actual future.** The baseline is the one at the forecast origin (only
   observed data), fixed over the horizon. A run that starts before the origin counts its
   observed high steps too. A run still going at the end of the horizon or series is
-  labelled by its length so far (so a short censored run reads as a burst).
+  labelled by its length so far (so a short censored run reads as a burst). A forecast is
+  labelled on its mean path, or, when calibrated (`forecasters.calibration`), on its
+  calibrated `label_level` quantile path: high where the calibrated chance of passing the
+  threshold is at least `1 - label_level`.
 - **Observed series** (`label_series`): the baseline is recomputed every
   `refresh_s` (default 1 h) from the trailing window before that point (causal).
 

@@ -26,7 +26,7 @@ at the first update, and seasonal models have their lags from the start.
 and the fallback are wrapped in `Calibrated` (`forecasters.calibration`): every served upper
 band is the per-volume split-conformal quantile of that source's own recent errors at the
 nominal level `coverage`, and its labels come from the calibrated band. The `calib_*` keys
-tune the calibration (window, origin spacing, label level); without `coverage` the models'
+tune the calibration (window, origin spacing, level adaptation, label level); without `coverage` the models'
 own bands are served, unchanged.
 
 **Coverage.** Whatever is served, the forecast at every `calib_every_h` (default 1 h) of the
@@ -50,7 +50,7 @@ import numpy as np
 
 from common.checks import reject_unknown
 from forecasters.base import FORECASTERS, Forecaster
-from forecasters.calibration import CONFIG_KEYS, Calibrated, pop_calibration
+from forecasters.calibration import CONFIG_KEYS, calibrate, pop_calibration
 from forecasters.coverage import CoverageTracker
 from forecasters.series import steps
 from sim.types import Forecast, LoadHistory
@@ -74,6 +74,7 @@ class RetrainPolicy:
     calib_per_bucket: int | None = None  # horizon steps kept per geometric bucket, default 8
     calib_min_samples: int | None = None  # residuals needed before a band is calibrated, default 20
     calib_label_level: float | None = None  # quantile whose path the burst labels read, default 0.5
+    calib_adapt: float | None = None  # step of each volume's level towards its missed share, default 0
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> RetrainPolicy:
@@ -162,7 +163,7 @@ class ForecastService:
         self.policy = retrain if isinstance(retrain, RetrainPolicy) else RetrainPolicy.from_config(retrain)
         calib = self.policy.calibration()
         if calib is not None:
-            self.forecaster, self.fallback = Calibrated(self.forecaster, **calib), Calibrated(self.fallback, **calib)
+            self.forecaster, self.fallback = (calibrate(f, calib, "retrain") for f in (self.forecaster, self.fallback))
         self.coverage = CoverageTracker(self.policy.calib_every_h or 1.0)
         self.events: list[dict] = []
         self.fit_times: list[float] = []

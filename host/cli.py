@@ -186,3 +186,10 @@ def _print_summary(data: dict, paths: dict[str, Path]) -> None:
         label = "M/M/1 device class" if model == "mm1" else "measured curve"
         typer.echo(f"  {label:<19} leave-one-out error: mean {loo['mape_pct']:.1f} %, max {loo['max_pct']:.1f} %")
     typer.echo(f"device entry: {paths['yaml']}\nplot: {paths['png']}")
+
+
+# ----------------------------------------------------------------------------- agent
+
+from host.agent.cli import app as agent_app  # noqa: E402
+
+app.add_typer(agent_app, name="agent", help="Run the backup agent on this host, or show its status.")

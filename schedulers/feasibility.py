@@ -123,14 +123,8 @@ class Verdict:
         self.byte_room = self.byte_room - np.minimum(nbytes, rate_mbps * MB * self.due_s)
 
     def tiers_needed(self) -> dict[str, dict[str, float]]:
-        """Per tier: the slots and ingest that would suffice (each tier scaled alike), and what it has."""
-        p = self.pool
-        fs = max(1.0, self.need_slots / p.total_slots)
-        fb = max(1.0, self.need_mbps / p.total_mbps)
-        return {
-            name: {"slots": float(math.ceil(s * fs - 1e-9)), "ingest_mbps": round(float(b * fb), 1), "has_slots": float(s), "has_ingest_mbps": float(b)}
-            for name, s, b in zip(p.names, p.slots, p.ingest_mbps)
-        }
+        """Per tier: the slots and ingest that would suffice, and what it has (see `scaled_tiers`)."""
+        return scaled_tiers(self.pool, self.need_slots, self.need_mbps)
 
     def capacity_text(self) -> str:
         """What capacity would suffice, in words."""
@@ -140,6 +134,18 @@ class Verdict:
             f"needs {math.ceil(self.need_slots - 1e-9)} slots / {self.need_mbps:.0f} MB/s ingest "
             f"(has {p.total_slots:g} / {p.total_mbps:.0f}): {per}"
         )
+
+
+def scaled_tiers(pool: Pool, need_slots: float, need_mbps: float) -> dict[str, dict[str, float]]:
+    """Each tier scaled alike to `need_slots` slots and `need_mbps` ingest in all: slots rounded
+    up, and ingest scaled at least as much as slots, so a busy slot keeps its share of ingest
+    (the slot times the test assumed)."""
+    fs = max(1.0, need_slots / pool.total_slots)
+    fb = max(fs, need_mbps / pool.total_mbps)
+    return {
+        name: {"slots": float(math.ceil(s * fs - 1e-9)), "ingest_mbps": math.ceil(b * fb * 10.0 - 1e-9) / 10.0, "has_slots": float(s), "has_ingest_mbps": float(b)}
+        for name, s, b in zip(pool.names, pool.slots, pool.ingest_mbps)
+    }
 
 
 def _slot_time_inverse(free_s: np.ndarray, work: np.ndarray) -> np.ndarray:

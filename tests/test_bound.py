@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from experiments.bound import BoundResult, Instance, brute_force, impact_bound, instance_bound, lp, volume_input
 from experiments.bound.costs import TickCosts
 from experiments.bound.demand import MeanChangedBytes, releases, releases_from_chunks, window_sums
+from experiments.bound.gaps import gap_rows, gap_table, seed_bounds
 from experiments.bound.report import main as report_main
 from experiments.bound.tangents import segments, slope_grid, step_caps, step_lines, step_slope_range, touch_slope
 from experiments.config import parse_config
@@ -286,3 +288,25 @@ def test_report_prints_the_bound_beside_the_runs(tmp_path, capsys):
     assert rows["predictive-seasonal_naive"]["x_oracle"] == pytest.approx(1.5)
     assert report_main([str(path), "--runs", str(tmp_path / "nowhere")]) == 2
     assert "--runs" in capsys.readouterr().err
+
+
+def test_gap_table_and_cached_seed_bounds(small_runs, tmp_path):
+    cfg, runs = small_runs
+    table = pd.DataFrame([{"policy": label, "seed": cfg.seed, "impact_io_mean": r.fleet["impact_io_mean"]} for label, r in runs.items()])
+    bounds = seed_bounds(cfg, [cfg.seed], tmp_path)
+    saved = tmp_path / f"bound-s{cfg.seed}.json"
+    assert saved.is_file()
+    stamp = saved.stat().st_mtime_ns
+    assert seed_bounds(cfg, [cfg.seed], tmp_path) == bounds and saved.stat().st_mtime_ns == stamp  # reused, not re-solved
+    seed_bounds(cfg, [cfg.seed], tmp_path, fulls=1)
+    assert saved.stat().st_mtime_ns != stamp  # other options: solved again
+    gaps = gap_table(cfg, table, bounds).set_index("policy")
+    b = bounds[cfg.seed]
+    assert gaps.loc["bound", "impact_io_mean"] == b
+    for label, r in runs.items():
+        assert gaps.loc[label, "x_bound"] == pytest.approx(r.fleet["impact_io_mean"] / b)
+    want = runs["predictive-seasonal_naive"].fleet["impact_io_mean"] / runs["oracle"].fleet["impact_io_mean"]
+    assert gaps.loc["predictive-seasonal_naive", "x_oracle"] == pytest.approx(want)
+    assert np.isnan(gaps.loc["fixed", "x_oracle"]) and np.isnan(gaps.loc["oracle", "x_oracle"])
+    rows, cols = gap_rows(gap_table(cfg, table, bounds))
+    assert rows[0]["policy"] == "bound" and rows[0]["x_bound"] is None and len(cols) == 5

@@ -10,7 +10,7 @@ import forecasters  # noqa: F401  (registration)
 from forecasters.backtest import BacktestConfig, run_backtest
 from forecasters.base import make_forecast
 from forecasters.calibration import Calibrated, sample_steps, upto
-from forecasters.classify import label_forecast
+from forecasters.classify import BurstRule, label_forecast
 from forecasters.metrics import coverage
 from forecasters.service import ForecastService, RetrainPolicy
 from sim.types import LoadHistory, LoadLabel
@@ -57,7 +57,7 @@ class KnownSignal:
         return make_forecast(history, mean, 1.1 * mean, quantile=0.9, model=self.name)
 
 
-def walk(model, history: LoadHistory, first: int, every: int = 25):
+def walk(model, history: LoadHistory, first: int, every: int = 49):
     """(upper, truth) `[origins, V, H, 2]` of `model` at origins from `first` every `every` steps (views up to each)."""
     ups, truth = [], []
     y = np.stack([history.iops, history.mbps], -1)
@@ -72,7 +72,7 @@ def walk(model, history: LoadHistory, first: int, every: int = 25):
 
 @pytest.mark.parametrize("noise", ["gaussian", "student_t3"])
 def test_calibrated_coverage_is_nominal_per_volume(noise):
-    h = noisy_fleet(12, noise)
+    h = noisy_fleet(28, noise)  # three weeks scored: per-volume coverage is known to about 0.5 point
     first = 7 * DAY  # a week of calibration origins first
     raw_up, truth = walk(KnownSignal(), h, first)
     raw = coverage(raw_up, truth).mean(axis=1)
@@ -84,8 +84,20 @@ def test_calibrated_coverage_is_nominal_per_volume(noise):
         assert abs(per_volume.mean() - level) <= 0.01
 
 
+def test_adapted_level_recovers_coverage_after_the_noise_grows():
+    rng = np.random.default_rng(0)
+    n, change = 14 * DAY, 9 * DAY
+    scale = np.where(np.arange(n)[:, None] >= change, 3.0, 1.0) * SCALES  # every volume 3x noisier from day 9
+    h = hist(np.maximum(signal(n, SCALES.size) + scale * rng.standard_normal((n, SCALES.size)), 0.0))
+    plain_up, truth = walk(Calibrated(KnownSignal(), coverage=0.9, adapt=0.0), h, change)
+    adapted_up, _ = walk(Calibrated(KnownSignal(), coverage=0.9, adapt=0.05), h, change)
+    plain, adapted = coverage(plain_up, truth).mean(axis=1), coverage(adapted_up, truth).mean(axis=1)
+    assert np.all(plain < 0.8), plain  # a week of calm errors in the window: far too narrow
+    assert np.all(np.abs(adapted - 0.9) <= 0.02), adapted
+
+
 def test_calibration_over_a_registered_model():
-    h = noisy_fleet(12, "student_t3", seed=3)
+    h = noisy_fleet(28, "student_t3", seed=3)
     up, truth = walk(Calibrated("seasonal_naive", coverage=0.9), h, 8 * DAY)
     per_volume = coverage(up, truth).mean(axis=1)
     assert np.all(np.abs(per_volume - 0.9) <= 0.02), per_volume
@@ -102,7 +114,7 @@ def test_bands_follow_each_volumes_noise():
 
 
 def test_without_residuals_the_models_own_band_stays():
-    h = noisy_fleet(0.5, "gaussian")  # 12 h: too few scored residuals for the far buckets
+    h = noisy_fleet(7 / 24, "gaussian")  # 7 h: one calibration origin has a 6 h-ahead step scored
     fc = Calibrated(KnownSignal(), coverage=0.9).predict(h, H)
     own = KnownSignal().predict(h, H)
     assert np.array_equal(fc.mean, own.mean)
@@ -121,13 +133,12 @@ def test_sample_steps_spread_over_buckets():
 
 def test_labels_come_from_the_calibrated_band():
     h = noisy_fleet(9, "student_t3", seed=5)
-    low = Calibrated(KnownSignal(), coverage=0.9, label_level=0.1).predict(h, H)
-    mid = Calibrated(KnownSignal(), coverage=0.9, label_level=0.5).predict(h, H)
-    high = Calibrated(KnownSignal(), coverage=0.9, label_level=0.97).predict(h, H)
-    n_high = [int(np.sum(f.labels != LoadLabel.NORMAL)) for f in (low, mid, high)]
-    assert n_high[0] <= n_high[1] <= n_high[2] and n_high[2] > n_high[0], n_high
+    rule = BurstRule(k=0.5, min_rel=0.0)  # high: half a spread above the day's median
+    fcs = [Calibrated(KnownSignal(), coverage=0.9, label_level=lv, rule=rule).predict(h, H) for lv in (0.1, 0.5, 0.97)]
+    n_high = [int(np.sum(f.labels != LoadLabel.NORMAL)) for f in fcs]
+    assert n_high[0] < n_high[1] < n_high[2], n_high  # a higher level of the band, more load called high
     # the median residual of pure noise is about 0: the labels of the mean
-    assert np.mean(mid.labels == label_forecast(h, mid.mean)) > 0.97
+    assert np.mean(fcs[1].labels == label_forecast(h, fcs[1].mean, rule)) > 0.95
 
 
 # ----------------------------------------------------------------------------- leakage, determinism
@@ -165,6 +176,10 @@ def test_calibration_is_deterministic():
     a = walk(Calibrated("seasonal_naive", coverage=0.85), h, 8 * DAY, every=40)[0]
     b = walk(Calibrated("seasonal_naive", coverage=0.85), h, 8 * DAY, every=40)[0]
     assert np.array_equal(a, b)
+    # the band depends on the data only, not on the calls before: a walk's last forecast is a fresh one's
+    origin = 8 * DAY + 40 * (a.shape[0] - 1)
+    fresh = Calibrated("seasonal_naive", coverage=0.85).predict(upto(h, origin), H).upper
+    assert np.array_equal(a[-1], fresh)
 
 
 def test_bad_settings_name_the_key():
@@ -176,6 +191,10 @@ def test_bad_settings_name_the_key():
         Calibrated("oracle", coverage=0.9)
     with pytest.raises(ValueError, match="calib_window_h.*coverage"):
         ForecastService("naive", 12, {"calib_window_h": 24})
+    with pytest.raises(ValueError, match=r"retrain: calib_window_h: must be at least every_h \(got 0.5\)"):
+        ForecastService("naive", 12, {"coverage": 0.9, "calib_window_h": 0.5})
+    with pytest.raises(ValueError, match=r"retrain: coverage: must be in \(0, 1\)"):
+        ForecastService("naive", 12, {"coverage": 1.0})
     with pytest.raises(ValueError, match="unknown parameter"):
         RetrainPolicy.from_config({"coverge": 0.9})
 
@@ -211,7 +230,7 @@ def test_service_calibrates_when_configured():
     h = noisy_fleet(5, "student_t3", seed=6)
     runs = {}
     for cov in (None, 0.8):
-        svc = ForecastService(KnownSignal(), 24, {"coverage": cov, "min_history_hours": 24, "calib_window_h": 48})
+        svc = ForecastService(KnownSignal(), 24, {"min_history_hours": 24} if cov is None else {"coverage": cov, "min_history_hours": 24, "calib_window_h": 48})
         served = drive(svc, h, DAY)
         runs[cov] = (svc.summary(), served)
     (raw, raw_fc), (cal, cal_fc) = runs[None], runs[0.8]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -24,6 +25,8 @@ from sim.tiers import TierSpec
 from sim.types import DEVICE_CLASSES, BackupKind, Forecast, LoadLabel, Start, impact, rate_for_impact, rate_for_utilisation
 from workloads.base import LoadBlock, VolumeMeta, WorkingSet
 from workloads.constant import constant
+
+VDISK = DEVICE_CLASSES["vdisk"]  # 1,500 IOPS, 60 MB/s: a QoS-capped virtual disk
 
 TIERS = (
     TierSpec("ssd", "ssd", 1500.0, 1200.0, 4, 1e14, 0.08, 0),
@@ -388,6 +391,110 @@ def test_forced_decisions_happen_only_near_the_deadline():
     r2, _ = run(make_spec(n=2, hours=24, rpo_h=2.0), calm, forecasts=TrueFuture(calm))
     assert r2.fleet["forced_decisions"] == 0
     assert r2.fleet["rpo_compliance_pct"] == 100.0
+
+
+class WrongForecast:
+    """A forecaster out of touch with an idle disk: upper load at the device's limits (no
+    rate keeps the impact under the threshold), or no numbers at all (NaN)."""
+
+    def __init__(self, mode: str, horizon: int = 72):
+        self.mode = mode
+        self.h = horizon
+
+    def update(self, history) -> Forecast:
+        n = history.iops.shape[1]
+        mean = np.zeros((n, self.h, 2))
+        if self.mode == "nan":
+            mean[:] = np.nan
+            upper = mean.copy()
+        else:
+            upper = np.broadcast_to(np.array([SSD.max_iops, SSD.max_mbps]), (n, self.h, 2)).copy()
+        return Forecast(history.end_t, STEP, mean, upper, np.zeros((n, self.h), np.int8), 0.9, "wrong")
+
+
+@pytest.mark.parametrize("mode", ["saturated", "nan"])
+def test_an_idle_volume_gets_no_repeated_starts(mode):
+    # nothing is written, so every backup is empty; a plan that finds no window under the
+    # threshold used to force one every decision (a zero-byte job ends at once): thousands
+    # of starts, each "needs 0 MB/s > 0 MB/s". And an all-NaN forecast must not warn.
+    spec = make_spec(n=1, hours=24, rpo_h=6.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        r, sched = run(spec, constant(count=1, tick_s=10.0), forecasts=WrongForecast(mode))
+    st = starts(sched)
+    p = PredictiveParams()
+    assert 3 <= len(st) <= 5, [(t / 3600, a.reason[:60]) for t, a, _, _ in st]  # about one per RPO
+    for t, a, age, rpo in st:
+        assert not a.forced, a.reason
+        assert age >= p.min_interval_frac * rpo, (t / 3600, a.reason)
+        assert "nothing changed" in a.reason
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+
+
+def numbers(pattern: str, text: str) -> list[tuple[float, ...]]:
+    return [tuple(float(x) for x in (m if isinstance(m, tuple) else (m,))) for m in re.findall(pattern, text)]
+
+
+def assert_reasons_agree(decisions, threshold: float = THRESHOLD) -> int:
+    """Every reason agrees with itself and with the action; returns how many were checked."""
+    for _, row in decisions.iterrows():
+        why = row["reason"]
+        assert "nan" not in why.split() and "nan " not in why and " inf h" not in why, why
+        for need, have in numbers(r"needs ([0-9.e+-]+) MB/s > ([0-9.e+-]+) MB/s", why):
+            assert need > have, why
+        for imp, thr in numbers(r"impact ([0-9.]+) <= ([0-9.]+)", why):
+            assert imp <= thr + 1e-9, why
+        for imp, thr in numbers(r"impact ([0-9.]+) > ([0-9.]+)", why):
+            assert imp > thr, why
+        if row["action"] == "start":
+            assert row["forced"] == why.startswith("forced"), why
+            if row["forced"]:
+                (imp,) = numbers(r"predicted p\d+ impact ([0-9.]+);", why)[0]
+                assert imp > threshold, why
+    return len(decisions)
+
+
+def test_reasons_never_contradict_themselves():
+    """A property check over runs that force, throttle, pause, idle and plan on no forecast."""
+    heavy = PeriodicLoad(1, [Segment(0.0, 1_000, 10), Segment(4.0, 20_000, 425, 0.6), Segment(10.0, 1_000, 10)], period_h=24.0)
+    bursty = PeriodicLoad(1, [Segment(0.0, 1_000, 10), Segment(2.0, 60_000, 480), Segment(2.5, 16_000, 100), Segment(4.5, 1_000, 10)], 24.0)
+    runs = [
+        run(make_spec(n=1, hours=16, used_gb=1000.0, rpo_h=2.0, rto_h=12.0), heavy, forecasts=TrueFuture(heavy, upper=1.0)),
+        run(make_spec(n=1, hours=7, used_gb=700.0, rpo_h=8.0), bursty, forecasts=TrueFuture(bursty, burst=(2.0, 2.5)), full_every_h=1.0, full_early_h=0.0),
+        run(make_spec(n=1, hours=24, rpo_h=6.0), constant(count=1, tick_s=10.0), forecasts=WrongForecast("saturated")),
+        run(make_spec(n=3, hours=12, rpo_h=2.0), constant(count=3, tick_s=10.0, read_iops=20_000, write_iops=10_000, read_mbps=120, write_mbps=60)),
+    ]
+    assert runs[0][0].fleet["forced_decisions"] > 0  # the check covers forced starts too
+    checked = sum(assert_reasons_agree(r.decisions) for r, _ in runs)
+    assert checked > 50
+
+
+def test_oracle_never_misses_when_a_burst_label_spares_nothing():
+    """Perfect information, ample tiers: no miss. A mostly idle QoS-capped virtual disk whose
+    forecast labels small blips as bursts, then a long stretch of load near its cap. A 50 GB
+    full fits before that stretch at the rate the threshold allows; pausing through the blips
+    (which allow that same rate) and judging the slack on the step after a blip alone used to
+    push the full into the busy stretch, where it crawled on until the restore point was 8 h old."""
+    segs = [Segment(0.0, 2.0, 0.05)]
+    for k in range(3):
+        segs += [Segment(k + 0.5, 6.0, 0.2), Segment(k + 0.95, 2.0, 0.05)]
+    segs += [Segment(3.0, 20.0, 56.5), Segment(8.0, 2.0, 0.05)]
+    load = PeriodicLoad(1, segs, period_h=24.0)
+
+    class Blips(TrueFuture):
+        def update(self, history) -> Forecast:
+            fc = super().update(history)
+            ph = np.mod((fc.origin_t + (np.arange(fc.horizon) + 0.5) * STEP) / 3600.0, 24.0)
+            fc.labels[:, (ph < 3.0) & (np.mod(ph, 1.0) >= 0.5) & (np.mod(ph, 1.0) < 0.95)] = LoadLabel.BURST
+            return fc
+
+    spec = SimSpec((VolumeSpec("vm", VDISK, 50e9, 6 * 3600, 4 * 3600),), TIERS, duration_s=10 * 3600, impact_threshold=THRESHOLD)
+    r, sched = run(spec, load, "oracle", forecasts=Blips(load, upper=1.0), full_every_h=1.0, full_early_h=0.0)
+    assert r.fleet["rpo_compliance_pct"] == 100.0
+    assert r.fleet["worst_rp_age_h"] <= 6.0
+    full = r.jobs[r.jobs["kind"] == "full"]
+    assert len(full) == 1 and full.iloc[0]["complete_t"] <= 3.0 * 3600  # done before the busy stretch
+    assert not any(type(a).__name__ == "Pause" for _, a, _, _ in sched.log)
 
 
 # ----------------------------------------------------------------------------- where & logging

@@ -43,7 +43,7 @@ class Solved:
     messages: list[str] = field(default_factory=list)
 
 
-def step_problem(v: VolumeInput, step_ticks: int, fulls: int, grid: int = 64, every: int = 2, y_points: int = 16) -> tuple[lp.StepProblem, np.ndarray, np.ndarray]:
+def step_problem(v: VolumeInput, step_ticks: int, fulls: int, grid: int = 64, every: int = 4, y_points: int = 8) -> tuple[lp.StepProblem, np.ndarray, np.ndarray]:
     """One volume's step problem with its initial lines; also the slope range for refinement."""
     c = v.costs
     starts = step_starts(c.n, step_ticks)
@@ -63,12 +63,11 @@ def _segments(p: lp.StepProblem):
 
 
 def refine(volumes: list[VolumeInput], problems: list[lp.StepProblem], ranges: list[tuple[np.ndarray, np.ndarray]], ingest_mbps: float | None,
-           rel_tol: float, max_rounds: int) -> Solved:
-    """Solve, add touching lines, re-solve, until the tangent gap is within `rel_tol`."""
+           rel_tol: float, max_rounds: int, abs_tol: float = 0.0) -> Solved:
+    """Solve, add touching lines, re-solve, until the tangent gap is within `rel_tol x upper + abs_tol`."""
     lp_s = 0.0
     sol = None
     upper = np.inf
-    per_upper: list[float] = []
     rounds = 0
     for rounds in range(1, max_rounds + 1):
         segs = [_segments(p) for p in problems]
@@ -77,19 +76,34 @@ def refine(volumes: list[VolumeInput], problems: list[lp.StepProblem], ranges: l
         if not sol.ok:
             return Solved(False, sol.message, float("inf"), float("inf"), [float("inf")] * len(problems), [], rounds, lp_s,
                           problems[0].lam.shape[1])
-        per_upper = []
-        for v, p, (lo, hi), moved in zip(volumes, problems, ranges, sol.moved_mb):
-            lam, cost = touch_slope(v.costs, p.starts, moved, lo, hi)
-            per_upper.append(float(cost.sum()))
-            L, _ = step_lines(v.costs, p.starts, lam[:, None])
-            p.lam = np.concatenate([p.lam, lam[:, None]], axis=1)
-            p.intercept = np.concatenate([p.intercept, L], axis=1)
-        upper = sum(per_upper)
-        if upper - sol.bound <= rel_tol * max(upper, 1e-300):
+        upper = sum(_add_touching_lines(v, p, lo, hi, moved) for v, p, (lo, hi), moved in zip(volumes, problems, ranges, sol.moved_mb))
+        if upper - sol.bound <= rel_tol * upper + abs_tol:
             break
     share = _shares(problems, sol) if ingest_mbps is not None and len(problems) > 1 else None
     per_volume = share if share is not None else [sol.bound] if len(problems) == 1 else []
     return Solved(True, sol.message, sol.bound, upper, per_volume, sol.moved_mb, rounds, lp_s, max(p.lam.shape[1] for p in problems))
+
+
+def _add_touching_lines(v: VolumeInput, p: lp.StepProblem, lo: np.ndarray, hi: np.ndarray, moved: np.ndarray) -> float:
+    """Add to each step the line touching its cost curve at the MB moved there; return the cost of moving them.
+
+    Only steps that move bytes are evaluated; the others get a copy of their first line
+    (a repeated line changes nothing), which keeps the arrays rectangular.
+    """
+    active = moved > 0
+    lam, icpt = p.lam[:, 0].copy(), p.intercept[:, 0].copy()
+    upper = 0.0
+    if active.any():
+        sizes = np.diff(np.append(p.starts, v.costs.n))
+        sub = v.costs.take(np.flatnonzero(np.repeat(active, sizes)))
+        sub_starts = np.concatenate([[0], np.cumsum(sizes[active])[:-1]])
+        touch, cost = touch_slope(sub, sub_starts, moved[active], lo[active], hi[active])
+        L, _ = step_lines(sub, sub_starts, touch[:, None])
+        lam[active], icpt[active] = touch, L[:, 0]
+        upper = float(cost.sum())
+    p.lam = np.concatenate([p.lam, lam[:, None]], axis=1)
+    p.intercept = np.concatenate([p.intercept, icpt[:, None]], axis=1)
+    return upper
 
 
 def _shares(problems: list[lp.StepProblem], sol: lp.LPSolution) -> list[float]:
@@ -100,6 +114,29 @@ def _shares(problems: list[lp.StepProblem], sol: lp.LPSolution) -> list[float]:
         parts.append(float(lines.sum()))
     total = sum(parts)
     return [x * sol.bound / total if total > 0 else 0.0 for x in parts]
+
+
+def _per_volume(volumes: list[VolumeInput], problems: list[lp.StepProblem], ranges, rel_tol: float, max_rounds: int) -> list[Solved]:
+    """Refine each volume until the fleet's tangent gap is within `rel_tol`, sparing volumes that weigh little.
+
+    After one round each, a volume stops once its gap is within `rel_tol / 2 x (its upper +
+    B / n)`, B the fleet's first-round bound (at most its final upper): the gaps then sum to
+    at most `rel_tol` x the fleet's upper, as if every volume were held to `rel_tol`.
+    """
+    first = [refine([v], [p], [r], None, 0.0, 1) for v, p, r in zip(volumes, problems, ranges)]
+    if max_rounds <= 1 or not all(s.ok for s in first):
+        return first
+    share = sum(s.bound for s in first) / len(volumes)
+    out = []
+    for v, p, r, s in zip(volumes, problems, ranges, first):
+        if s.upper - s.bound <= rel_tol / 2 * (s.upper + share):
+            out.append(s)
+            continue
+        more = refine([v], [p], [r], None, rel_tol / 2, max_rounds - 1, rel_tol / 2 * share)
+        more.rounds += 1
+        more.lp_s += s.lp_s
+        out.append(more)
+    return out
 
 
 def solve_instance(inst: Instance, step_ticks: int = 30, coupled: bool = False, fulls: int = 0, rel_tol: float = 1e-3,
@@ -113,7 +150,7 @@ def solve_instance(inst: Instance, step_ticks: int = 30, coupled: bool = False, 
     built = [step_problem(v, step_ticks, fulls, grid) for v in inst.volumes]
     problems = [b[0] for b in built]
     ranges = [(b[1], b[2]) for b in built]
-    parts = [refine([v], [p], [r], None, rel_tol, max_rounds) for v, p, r in zip(inst.volumes, problems, ranges)]
+    parts = _per_volume(inst.volumes, problems, ranges, rel_tol, max_rounds)
     bad = [(v.volume_id, s.message) for v, s in zip(inst.volumes, parts) if not s.ok]
     out = Solved(
         not bad, "; ".join(f"{vid}: {m}" for vid, m in bad) or parts[0].message,

@@ -14,9 +14,11 @@ writes `RESULTS_DIR/report/report.md` with its images beside it:
 - the Pareto front and chosen trial of each tuning study under `RESULTS_DIR/tune/`;
 - the decision log summarised (actions and reasons per policy, job statistics).
 
-Every figure has a title, axis units and a legend. Modules: `load` (run folders),
-`fig_compare`, `fig_impact`, `fig_timeline`, `forecast`, `pareto` (figures), `decisions`,
-`markdown`, `html`, `sections` and `build`.
+Every figure has a title, axis units and a legend; every number is in its metric's
+display unit (`experiments.metrics`). The header describes what ran from the run
+folders themselves and names the command that made them. Modules: `load` (run
+folders), `facts` (what ran), `fig_compare`, `fig_impact`, `fig_timeline`, `forecast`,
+`pareto` (figures), `decisions`, `markdown`, `html`, `sections` and `build`.
 """
 
 from experiments.report.build import Report, build_report

@@ -30,19 +30,19 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, html: b
                  progress: Callable[[int, int, str], None] | None = None) -> Report:
     """Write `report.md` (and `report.html`) with its images into `out` (default RESULTS_DIR/report).
 
-    `progress(done, total, what)` is called before each step (loading, each section and
-    its figures, writing) and once at the end with `done == total`.
+    `progress(done, total, what)` is called before each step once the run folders are
+    read (the comparison, each section and its figures, writing) and once at the end
+    with `done == total`.
     """
     tell = progress or (lambda done, total, what: None)
-    steps = 10 if html else 9
-    tell(0, steps, "reading the run folders")
-    rs = load_runs(results_dir)
+    steps = 9 if html else 8
+    rs = load_runs(results_dir)  # a user's mistake here ends the command before any bar is drawn
     out_dir = Path(out) if out else rs.root / "report"
     if out_dir.exists():  # images of an earlier report (e.g. of a policy since removed) go
         for f in out_dir.glob("*.png"):
             f.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
-    tell(1, steps, "comparing the policies")
+    tell(0, steps, "comparing the policies")
     comp = comparison(rs, baseline, level)
     doc = sections.Doc(out_dir)
     sections.header(doc, rs, comp)
@@ -54,7 +54,7 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, html: b
         ("tuning studies", lambda: sections.tuning_section(doc, rs)),
         ("decision log", lambda: sections.decisions_section(doc, rs)),
     ]
-    for i, (what, section) in enumerate(work, start=2):
+    for i, (what, section) in enumerate(work, start=1):
         tell(i, steps, what)
         section()
     sections.footer(doc)

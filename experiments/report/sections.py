@@ -15,7 +15,7 @@ import pandas as pd
 
 from experiments.compare import Comparison, summary_table
 from experiments.metrics import METRICS, WORKLOAD_METRICS, format_ci, metric, paired_cells
-from experiments.provenance import read_command
+from experiments.provenance import provenance, read_provenance
 from experiments.report.decisions import decision_summary
 from experiments.report.facts import describe_command, plural, run_facts
 from experiments.report.fig_compare import comparison_bars, paired_forest
@@ -71,9 +71,9 @@ def header(doc: Doc, rs: ResultsSet, comp: Comparison) -> None:
 
 
 def _made_by(rs: ResultsSet) -> str:
-    """The command that made the results (command.json beside compare.json, else a run's)."""
-    cmd = read_command(rs.root) or next((c for c in (read_command(r.path) for r in rs.runs) if c), None)
-    return f"- **made by**: {describe_command(cmd)}\n" if cmd else "- **made by**: not recorded (no command.json: made by an older piop)\n"
+    """The command that made the results (compare.json's provenance, else a run's)."""
+    cmd = read_provenance(rs.root) or next((c for c in (read_provenance(r.path) for r in rs.runs) if c), None)
+    return f"- **made by**: {describe_command(cmd)}\n" if cmd else "- **made by**: not recorded (made by an older piop)\n"
 
 
 def _paired_rows(comp: Comparison, keys: list[str]) -> list[dict]:
@@ -236,5 +236,7 @@ def decisions_section(doc: Doc, rs: ResultsSet) -> None:
 
 
 def footer(doc: Doc) -> None:
+    doc.add("\n---\n")
     if doc.skipped:
-        doc.add("\n---\nSkipped: " + "; ".join(f"{k} ({v})" for k, v in doc.skipped.items()) + "\n")
+        doc.add("Skipped: " + "; ".join(f"{k} ({v})" for k, v in doc.skipped.items()) + "\n")
+    doc.add(f"This report: {describe_command(provenance())}\n")

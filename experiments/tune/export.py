@@ -9,7 +9,7 @@ import yaml
 
 from common.atomic import atomic_path, atomic_write_text
 from experiments.report.pareto import pareto_png
-from experiments.results import write_json
+from experiments.results import provenance_or_none, write_json
 from experiments.tune.front import TuneOutcome
 from experiments.tune.patch import best_config
 from experiments.tune.study import safe_url
@@ -32,7 +32,9 @@ def export(o: TuneOutcome, out_dir: Path) -> None:
         )
         dump = cfg.model_dump(mode="json") | {"policies": [p.model_dump(mode="json", exclude_defaults=True) for p in cfg.policies]}
         atomic_write_text(out_dir / "best.yaml", head + yaml.safe_dump(dump, sort_keys=False))
-        write_json(out_dir / "best.json", o.chosen | {"policy": f"{t.policy.label}-tuned", "config": str(out_dir / "best.yaml")})
+        prov = provenance_or_none()
+        write_json(out_dir / "best.json", o.chosen | {"policy": f"{t.policy.label}-tuned", "config": str(out_dir / "best.yaml")}
+                   | ({"provenance": prov} if prov is not None else {}))
     if not o.trials.empty and (o.trials["state"] == "COMPLETE").any():
         pareto_png(o.trials, [(ob.metric, ob.direction) for ob in t.spec.objectives], out_dir / "pareto.png",
                    chosen=None if o.chosen is None else o.chosen["number"], untuned=o.untuned, title=f"study {t.study}: {t.policy.label} on {t.base.name}")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from common.errors import UserError
+from common.interrupts import check as check_interrupt
 from experiments.config import ExperimentConfig
 from experiments.tune.patch import config_with, is_active
 from experiments.tune.study import this_process
@@ -31,7 +32,7 @@ def run_metrics(cfg: ExperimentConfig, seeds: Sequence[int]) -> dict[str, float]
 
     rows = []
     for s in seeds:
-        result, _ = simulate(RunPlan(cfg, cfg.policies[0], int(s)))
+        result, _ = simulate(RunPlan(cfg, cfg.policies[0], int(s)), lambda _fraction: check_interrupt())
         f = {k: float(v) for k, v in result.fleet.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
         for k, fn in DERIVED.items():
             try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from common.atomic import check_writable
 from common.errors import UserError
 from common.interrupts import Interrupted
+from common.interrupts import check as check_interrupt
 from common.oserrors import naming
 from experiments.tune.export import export
 from experiments.tune.front import TuneOutcome, summarise_study
@@ -60,7 +61,7 @@ def _optimize_here(t: Tuning, study_obj, todo: int, target: int, on_progress: Ca
     from optuna.trial import TrialState
 
     study_obj.sampler = make_sampler(t, t.spec.sampler_seed + len(study_obj.trials))
-    cbs = [MaxTrialsCallback(target, states=(TrialState.COMPLETE,)), stop_if_all_fail]
+    cbs = [MaxTrialsCallback(target, states=(TrialState.COMPLETE,)), stop_if_all_fail, lambda _s, _tr: check_interrupt()]
     if on_progress:
         cbs.append(lambda s, _tr: on_progress(len(completed_trials(s)), target))
     study_obj.optimize(make_objective(t), n_trials=todo, gc_after_trial=False, callbacks=cbs)
@@ -78,6 +79,7 @@ def _optimize_in_workers(tune_path: str | Path, overrides: dict, url: str, study
         pending = set(futs)
         while pending:
             _, pending = wait(pending, timeout=1.0)
+            check_interrupt()
             if on_progress:
                 on_progress(len(completed_trials(study_obj)), target)
         for f in futs:
@@ -116,31 +118,40 @@ def tune(
     sqlite_file = url.split(":///", 1)[1] if url.startswith("sqlite:///") else ""
     if sqlite_file and sqlite_file != ":memory:" and Path(sqlite_file).parent.is_dir():
         check_writable(Path(sqlite_file).parent, "storage folder")
+    new_db = Path(sqlite_file) if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).exists() else None
     try:
         with storage_errors(url):
-            st = open_storage(url)
-            study_obj = open_study(t, st, create=True)
-            fail_stale_trials(study_obj)
-            if "untuned" not in study_obj.user_attrs:  # the reference the tuned policy is judged against
-                study_obj.set_user_attr("untuned", run_metrics(config_with(t, {}), t.seeds))
-            done_before = len(completed_trials(study_obj))
-            todo = max(0, t.spec.n_trials - done_before)
-            target = t.spec.n_trials
-            if on_progress:
-                on_progress(done_before, target)
-            if todo:
-                if jobs <= 1 or todo == 1:
-                    _optimize_here(t, study_obj, todo, target, on_progress)
-                else:
-                    _optimize_in_workers(tune_path, overrides, url, study_obj, jobs, todo, target, on_progress)
-            study_obj = open_study(t, st, create=False)
-            outcome = summarise_study(t, study_obj, url)
+            with _removed_on_failure(new_db):
+                st = open_storage(url)
+                study_obj = open_study(t, st, create=True)
+            done_before = _run_study(t, tune_path, overrides, url, study_obj, jobs, on_progress)
+            outcome = summarise_study(t, open_study(t, st, create=False), url)
     except KeyboardInterrupt:
         raise Interrupted(_interrupted_note(t, url)) from None
     outcome.new_trials = len(outcome.trials[outcome.trials["state"] == "COMPLETE"]) - done_before if not outcome.trials.empty else 0
     with naming(out_dir):
         export(outcome, out_dir)
     return outcome
+
+
+def _run_study(t: Tuning, tune_path: str | Path, overrides: dict, url: str, study_obj, jobs: int,
+               on_progress: Callable[[int, int], None] | None) -> int:
+    """Stale trials failed, the untuned reference stored, the missing trials run; returns the
+    completed trials found at the start."""
+    fail_stale_trials(study_obj)
+    if "untuned" not in study_obj.user_attrs:  # the reference the tuned policy is judged against
+        study_obj.set_user_attr("untuned", run_metrics(config_with(t, {}), t.seeds))
+    done_before = len(completed_trials(study_obj))
+    todo = max(0, t.spec.n_trials - done_before)
+    target = t.spec.n_trials
+    if on_progress:
+        on_progress(done_before, target)
+    if todo:
+        if jobs <= 1 or todo == 1:
+            _optimize_here(t, study_obj, todo, target, on_progress)
+        else:
+            _optimize_in_workers(tune_path, overrides, url, study_obj, jobs, todo, target, on_progress)
+    return done_before
 
 
 def _interrupted_note(t: Tuning, url: str) -> str:
@@ -150,7 +161,20 @@ def _interrupted_note(t: Tuning, url: str) -> str:
     except Exception:  # noqa: BLE001 - the note must not fail the interrupt
         done = None
     got = f"{done} of {t.spec.n_trials} trials complete" if done is not None else "completed trials kept"
-    return f"{got} in study {t.study!r} ({safe_url(url)}), the trial in flight marked failed; run the same command to resume"
+    return f"{got} in study {t.study!r} ({safe_url(url)}), trials in flight marked failed; run the same command to resume"
+
+
+@contextlib.contextmanager
+def _removed_on_failure(db: Path | None) -> Iterator[None]:
+    """A SQLite file this command created is removed if the study cannot even be set up in it
+    (a full disk leaves a half-written database otherwise)."""
+    try:
+        yield
+    except UserError:
+        if db is not None and db.exists():
+            with contextlib.suppress(OSError):
+                db.unlink()
+        raise
 
 
 @contextlib.contextmanager

@@ -16,12 +16,22 @@ from experiments.tune.tuning import Tuning
 
 
 class _NoTracebackForUsers(logging.Filter):
-    """Optuna logs a failed trial with its traceback: none for an interrupt (the command
-    prints one line) and none for a user's mistake (its message is the line)."""
+    """Optuna logs a failed trial with its traceback (and then its value): nothing for an
+    interrupt (the command prints one line), no traceback for a user's mistake."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._interrupted: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         err = record.exc_info[1] if record.exc_info else None
+        found = re.match(r"Trial (\d+) failed", record.getMessage())
         if isinstance(err, KeyboardInterrupt):
+            if found:
+                self._interrupted.add(found.group(1))
+            return False
+        if found and found.group(1) in self._interrupted:  # the same trial's "failed with value None"
+            self._interrupted.discard(found.group(1))
             return False
         if isinstance(err, UserError):
             record.exc_info = None
@@ -119,7 +129,8 @@ def open_storage(url: str, retries: int = 5):
     if "Failed to import DB access module" in first:
         raise UserError(f"storage {safe_url(url)!r}: its database driver is not installed (PostgreSQL: psycopg2, MySQL: pymysql)")
     first = re.sub(r"^\([\w.]+\)\s*", "", first)
-    raise UserError(f"storage {safe_url(url)!r} is unreachable: {first[:200]}")
+    problem = "cannot be opened" if scheme.startswith("sqlite") else "is unreachable"
+    raise UserError(f"storage {safe_url(url)!r} {problem}: {first[:200]}")
 
 
 def make_sampler(t: Tuning, seed: int):

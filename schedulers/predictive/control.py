@@ -3,8 +3,12 @@
 At every forecast step each running job gets the rate the upper forecast allows under
 the threshold, but never less than its remaining bytes need to meet the deadline (nor
 more than the device headroom the run allows, `ctx.backup_max_util`). Through a predicted
-burst (`LoadLabel.BURST`, or a step with no headroom at all) a job pauses when the
-deadline slack allows it, and resumes after. With the now-cast on, a job whose observed
+burst (`LoadLabel.BURST`, or a step with no headroom at all) a job pauses when that
+spares production anything (the burst's threshold rate is well under the rate after it)
+and the slack allows it: the forecast's threshold rates from the burst's end to the
+deadline still move the job's remaining bytes (stretched by `duration_safety`). A pause
+judged on the first step after the burst alone would let a long job pause into a
+deadline it then misses. With the now-cast on, a job whose observed
 load passes the forecast is re-throttled at that tick instead of at the next step.
 """
 
@@ -39,6 +43,7 @@ class _Targets:
     remaining: np.ndarray
     run_len: np.ndarray  # blocked steps from now
     seen: np.ndarray  # the observed load is the higher one
+    latest_end: np.ndarray
 
 
 def _targets(p: PredictiveParams, fr: Frame, active: np.ndarray) -> _Targets:
@@ -60,7 +65,26 @@ def _targets(p: PredictiveParams, fr: Frame, active: np.ndarray) -> _Targets:
         blocked[:, 1:] &= labels[:, 1:] == _BURST
     run_len = np.where(blocked.all(axis=1), labels.shape[1], np.argmin(blocked, axis=1))
     seen = (up > np.asarray(fc.upper)[active, i0]).any(axis=1)
-    return _Targets(active, up, max_iops, max_mbps, r_imp, need, target, left, remaining, run_len, seen)
+    return _Targets(active, up, max_iops, max_mbps, r_imp, need, target, left, remaining, run_len, seen, latest_end)
+
+
+def _bytes_until(fr: Frame, v: int, max_iops: float, max_mbps: float, step0: int, until_t: float) -> float:
+    """Bytes a job of volume `v` moves at the forecast's threshold rates from the start of step
+    `step0` until `until_t` (beyond the horizon the last step's rate holds)."""
+    fc = fr.fc
+    step = float(fc.step_s)
+    t0 = fc.origin_t + step0 * step
+    if until_t <= t0:
+        return 0.0
+    up = np.nan_to_num(np.asarray(fc.upper)[v, min(step0, fr.h - 1) : fr.h])
+    r = np.asarray(rate_for_impact(up[:, 0], up[:, 1], max_iops, max_mbps, fr.threshold), float)
+    n = (until_t - t0) / step
+    whole = int(min(n, r.size))
+    moved = float(r[:whole].sum()) * step
+    rest = n - whole
+    if rest > 0:
+        moved += float(r[whole] if whole < r.size else r[-1]) * step * rest
+    return moved * MB
 
 
 def control(p: PredictiveParams, fr: Frame, desc: str, vols: np.ndarray | None = None) -> list[Action]:
@@ -79,16 +103,22 @@ def control(p: PredictiveParams, fr: Frame, desc: str, vols: np.ndarray | None =
     for j, v in enumerate(active.tolist()):
         st = int(state[j])
         burst_s = g.run_len[j] * fc.step_s
-        # slack if the job pauses through the predicted burst, then goes on at the threshold rate
+        # a pause must spare production something: the rate after the burst is well above the burst's
         after = int(min(fr.i0 + g.run_len[j], fr.h - 1))
         r_after = float(rate_for_impact(fc.upper[v, after, 0], fc.upper[v, after, 1], g.max_iops[j], g.max_mbps[j], thr))
-        can_wait = g.left[j] - burst_s - g.remaining[j] * p.duration_safety / MB / max(r_after, p.min_rate_mbps) > 0
-        if p.pause_bursts and g.run_len[j] > 0 and burst_s <= p.pause_max_h * HOUR_S and can_wait:
+        worth = g.r_imp[j] < p.min_rate_mbps or g.r_imp[j] < (1.0 - p.rethrottle_tol) * r_after
+        # and the slack must allow it: the threshold rates from the burst's end to the deadline move the rest
+        can_wait = (
+            g.run_len[j] > 0
+            and _bytes_until(fr, v, g.max_iops[j], g.max_mbps[j], fr.i0 + int(g.run_len[j]), float(g.latest_end[j]))
+            >= g.remaining[j] * p.duration_safety
+        )
+        if p.pause_bursts and g.run_len[j] > 0 and burst_s <= p.pause_max_h * HOUR_S and worth and can_wait:
             if st in (_RUNNING, _QUEUED):
                 out.append(Pause(v, reason=reasons.pause(bool(g.seen[j]), burst_s, g.up[j, 0], g.up[j, 1], g.r_imp[j], desc)))
             continue
         if st == _PAUSED:
-            why = reasons.resume(g.target[j], thr / p.impact_target, not can_wait and g.run_len[j] > 0, desc)
+            why = reasons.resume(g.target[j], thr / p.impact_target, bool(g.run_len[j] > 0 and not can_wait), desc, bool(g.run_len[j] > 0 and not worth))
             out.append(Resume(v, float(g.target[j]), reason=why))
             continue
         cur = throttle[j]

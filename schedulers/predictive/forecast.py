@@ -31,6 +31,18 @@ def flat_forecast(t: float, step_s: float, horizon: int, mean: np.ndarray, upper
     )
 
 
+def filled(fc: Forecast, mean: np.ndarray, upper: np.ndarray) -> Forecast:
+    """`fc` with its gaps (NaN: a model with no answer for a volume or step) filled by the flat
+    observed load `mean` / `upper` (`[volumes, (iops, mbps)]`); `fc` itself when it has none."""
+    m, u = np.asarray(fc.mean, float), np.asarray(fc.upper, float)
+    gap_m, gap_u = np.isnan(m), np.isnan(u)
+    if not (gap_m.any() or gap_u.any()):
+        return fc
+    m = np.where(gap_m, mean[:, None, :], m)
+    u = np.where(gap_u | gap_m, np.maximum(upper[:, None, :], m), u)
+    return Forecast(fc.origin_t, fc.step_s, m, u, fc.labels, fc.quantile, fc.model)
+
+
 def flat_steps(fallback_horizon_h: float, step_s: float) -> int:
     """Steps of a flat forecast over `fallback_horizon_h` hours (at least one)."""
     return max(1, round(fallback_horizon_h * HOUR_S / step_s))

@@ -7,6 +7,11 @@ hours (a "soft" full: it may start up to `full_early_h` early in a quiet window 
 otherwise waits for the cheapest window the RPO deadline allows). RTO estimates add the
 run's per-restore-point overhead (`ctx.restore_overhead_s`), as the environment does.
 
+While the fleet is tight (its earliest-deadline-first schedule misses a deadline: RPO
+first), a full due only by the calendar is deferred, and one the RTO asks for is split:
+a differential first while that keeps the RTO estimate within the RTO itself (an
+incremental where that does); a volume with no restore chain still takes a full.
+
 Sizes come from changed-block tracking and grow with the production I/O until the start
 by a per-volume fitted law (dirty = kappa x io ** alpha: hot chunks are re-dirtied, so
 frequent backups move more bytes in total).
@@ -65,6 +70,17 @@ class GrowthLaw:
         self.alpha[ok] = alpha
         self.kappa[ok] = np.exp((sy - alpha * sx) / n)
 
+    def grown(self, vols: np.ndarray, incr: np.ndarray, io_ahead: np.ndarray) -> np.ndarray:
+        """Bytes `vols` (dirty now: `incr`) will have dirtied after `io_ahead` more production I/Os."""
+        kappa, alpha = self.law(vols, incr)
+        w0 = self.io_since[vols]
+        return incr + kappa * ((w0 + np.maximum(io_ahead, 0.0)) ** alpha - w0**alpha)
+
+    def per_period(self, vols: np.ndarray, incr: np.ndarray, io_period: np.ndarray) -> np.ndarray:
+        """Bytes `vols` dirty over `io_period` production I/Os from a fresh snapshot."""
+        kappa, alpha = self.law(vols, incr)
+        return kappa * np.maximum(io_period, 0.0) ** alpha
+
     def law(self, vols: np.ndarray, incr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(kappa, alpha) of `vols` (current sizes `incr`); not fitted yet: the law through the current size."""
         kappa, alpha = self.kappa[vols], self.alpha[vols]
@@ -84,6 +100,8 @@ class KindChoice:
     rto_after: np.ndarray  # predicted RTO estimate once the backup completes
     after_incr: np.ndarray  # ... were it an incremental
     lim: np.ndarray  # rto_margin x RTO
+    deferred: np.ndarray  # a calendar full due, deferred: the fleet is tight
+    split: np.ndarray  # an RTO-driven full (or differential) made smaller while the fleet is tight
 
 
 def full_restore_s(used: np.ndarray, restore_mbps: float, overhead_s: float) -> np.ndarray:
@@ -101,8 +119,11 @@ class KindChooser:
         one = ctx.chain_len == 1
         self.full_restore[one] = ctx.rto_estimate_s[one]
 
-    def choose(self, p: PredictiveParams, ctx: DecisionContext, vols: np.ndarray, incr: np.ndarray, diff: np.ndarray, bulk: float) -> KindChoice:
-        """Kinds for idle volumes `vols` (sizes: `incr` / `diff` bytes), restoring from a tier at `bulk` MB/s."""
+    def choose(
+        self, p: PredictiveParams, ctx: DecisionContext, vols: np.ndarray, incr: np.ndarray, diff: np.ndarray, bulk: float, tight: bool = False
+    ) -> KindChoice:
+        """Kinds for idle volumes `vols` (sizes: `incr` / `diff` bytes), restoring from a tier at `bulk` MB/s;
+        `tight`: the fleet has no capacity to spare (RPO first: defer and split fulls)."""
         vt = ctx.volumes
         overhead = ctx.restore_overhead_s
         rto = vt.rto_s[vols]
@@ -120,9 +141,19 @@ class KindChooser:
         soft_full = np.zeros(vols.size, bool)
         if p.full_every_h is not None:
             soft_full = ~need_full & (ctx.t - ctx.last_full_t[vols] >= (p.full_every_h - p.full_early_h) * HOUR_S)
+        deferred = soft_full & tight
+        split = np.zeros(vols.size, bool)
+        if tight:
+            soft_full = np.zeros(vols.size, bool)
+            to_diff = need_full & ~no_chain & (after_diff <= rto) & (diff < used)
+            to_incr = (to_diff | need_diff) & ~need_full & ~chain_long & (after_incr <= rto)
+            to_incr |= to_diff & ~chain_long & (after_incr <= rto)
+            split = to_diff | to_incr
+            need_full &= ~split
+            need_diff = (need_diff | to_diff) & ~to_incr
         kind = np.where(need_full, FULL, np.where(need_diff, DIFF, INCR))
         rto_after = np.where(kind == FULL, full_restore_s(used, bulk, overhead), np.where(kind == DIFF, after_diff, after_incr))
-        return KindChoice(kind, soft_full, rto_after, after_incr, lim)
+        return KindChoice(kind, soft_full, rto_after, after_incr, lim, deferred, split)
 
     @staticmethod
     def full_early(p: PredictiveParams, ctx: DecisionContext, vols: np.ndarray) -> np.ndarray:

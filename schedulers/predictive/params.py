@@ -67,6 +67,11 @@ class PredictiveParams:
             passes `rto_tight_frac` x RTO (0..1). Default 3.0.
         urgent_slack_frac: urgency grows as the slack falls below this fraction of the RPO. Default 0.25.
         rto_tight_frac: RTO pressure grows as the predicted RTO passes this fraction of the RTO. Default 0.5.
+    RPO first (the fleet's earliest-deadline-first view, `fleet`):
+        queue_per_tier: a tier's queue (first come, first served) takes at most this many starts
+            beyond its free slots; the rest wait, most urgent first, for the next free slot. Default 1.
+        full_slots_frac: fulls due only by the calendar (`full_every_h`) hold at most this fraction of a
+            tier's slots (at least one), so restore points keep flowing through the rest. Default 0.5.
     Now-cast:
         nowcast: the current step's upper load is at least the last tick's observed load, and
             running jobs are re-throttled at the tick observed load passes the forecast by
@@ -114,6 +119,8 @@ class PredictiveParams:
     w_rto: float = 3.0
     urgent_slack_frac: float = 0.25
     rto_tight_frac: float = 0.5
+    queue_per_tier: int = 1
+    full_slots_frac: float = 0.5
     fallback_upper: float = 1.5
     fallback_horizon_h: float = 6.0
     ewma_s: float = 300.0
@@ -124,8 +131,12 @@ class PredictiveParams:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"predictive: {name} must be > 0, got {getattr(self, name)}")
+        if self.queue_per_tier < 0:
+            raise ValueError(f"predictive: queue_per_tier must be >= 0, got {self.queue_per_tier}")
         if self.impact_threshold is not None and self.impact_threshold <= 0:
             raise ValueError("predictive: impact_threshold must be > 0")
+        if not 0 < self.full_slots_frac <= 1:
+            raise ValueError(f"predictive: full_slots_frac must be in (0, 1], got {self.full_slots_frac}")
         for name in ("window_tolerance", "quiet_ratio", "quiet_min_interval_frac", "sustained_penalty", "size_margin", "min_rate_mbps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"predictive: {name} must be >= 0, got {getattr(self, name)}")

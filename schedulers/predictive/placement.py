@@ -1,10 +1,11 @@
-"""Where to back up, and when tier contention means a backup must start early.
+"""Where to back up: each tier scored for one job.
 
 Each tier is scored (lower is better) by storage cost, configured priority, slot
 contention, RTO pressure (the predicted RTO estimate with the job's bytes on that tier
 against the RTO) and, weighted by urgency (deadline slack), how much its ingest share
 would slow the job: the fast tier when the deadline is close or the RTO tight, the cheap
-tier otherwise.
+tier otherwise. When tier contention means a backup must start early is the fleet's
+earliest-deadline-first view (`fleet`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from schedulers.base import tier_index
 from schedulers.predictive import reasons
 from schedulers.predictive.params import PredictiveParams
 from schedulers.predictive.windows import Plan
-from sim.types import DecisionContext, JobState, TierView
+from sim.types import BackupKind, DecisionContext, JobState
 
-_NONE, _QUEUED, _RUNNING, _PAUSED = (int(s) for s in (JobState.NONE, JobState.QUEUED, JobState.RUNNING, JobState.PAUSED))
+_NONE, _RUNNING, _PAUSED = int(JobState.NONE), int(JobState.RUNNING), int(JobState.PAUSED)
+_FULL = int(BackupKind.FULL)
 
 
 def _norm(x) -> np.ndarray:
@@ -28,18 +30,43 @@ def _norm(x) -> np.ndarray:
 
 
 class TierLoad:
-    """Jobs holding or waiting for each tier's slots, as this decision's starts add to them."""
+    """Jobs holding or waiting for each tier's slots, as this decision's starts add to them, and
+    how long a new job would wait in each tier's queue (first come, first served)."""
 
-    def __init__(self, tiers: list[TierView]):
+    def __init__(self, ctx: DecisionContext, min_rate_mbps: float, full_slots_frac: float = 1.0):
+        tiers = ctx.tiers
         self.busy = np.array([tv.busy + tv.queued for tv in tiers], float)
         self.slots = np.array([tv.slots for tv in tiers], float)
         self.occ = self.busy / self.slots
         self.free = self.slots - self.busy
+        active = (ctx.job_state == _RUNNING) | (ctx.job_state == _PAUSED)
+        thr = ctx.job_throttle_mbps
+        rate = np.maximum(np.where(np.isfinite(thr), thr, ctx.job_rate_mbps), min_rate_mbps)
+        ends = ctx.job_remaining_bytes / (rate * MB)
+        #: per tier: seconds until each held slot frees, soonest first
+        self.ahead = [np.sort(ends[active & (ctx.job_tier == tv.index)]) for tv in tiers]
+        held = ctx.job_state != _NONE
+        self.fulls = np.array([np.sum(held & (ctx.job_tier == tv.index) & (ctx.job_kind == _FULL)) for tv in tiers], float)
+        self.full_cap = np.maximum(1.0, np.floor(full_slots_frac * self.slots))
 
-    def take(self, k: int) -> None:
+    def wait_s(self) -> np.ndarray:
+        """Seconds a job started now would wait for a slot of each tier (0: one is free)."""
+        out = np.zeros(self.slots.size)
+        for k in np.flatnonzero(self.free <= 0):
+            ahead = int(-self.free[k])  # jobs queued before it
+            a = self.ahead[k]
+            out[k] = a[ahead] if ahead < a.size else (a[-1] if a.size else 0.0) + 3600.0 * (ahead - a.size + 1)
+        return out
+
+    def full_room(self) -> int:
+        """How many more fulls the tiers take before each holds `full_slots_frac` of its slots in fulls."""
+        return int(np.maximum(self.full_cap - self.fulls, 0.0).sum())
+
+    def take(self, k: int, full: bool = False) -> None:
         self.busy[k] += 1
         self.occ[k] = self.busy[k] / self.slots[k]
         self.free[k] -= 1
+        self.fulls[k] += float(full)
 
 
 class TierTable:
@@ -64,8 +91,14 @@ class TierTable:
         k = self.fixed if self.fixed is not None else int(np.argmin(self.base + p.w_contention * load.busy / load.slots))
         return self.ingest[k] / (min(load.busy[k], load.slots[k] - 1) + 1.0)
 
-    def pick(self, ctx: DecisionContext, plan: Plan, j: int, v: int, size: float, rto_after: float, load: TierLoad) -> tuple[int, str]:
-        """The tier for planned job `j` (volume `v`, `size` bytes) and why; takes a slot of it in `load`."""
+    def pick(
+        self, ctx: DecisionContext, plan: Plan, j: int, v: int, size: float, rto_after: float, load: TierLoad, kind: int, calendar_full: bool
+    ) -> tuple[int, str]:
+        """The tier for planned job `j` (volume `v`, `size` bytes, `kind`) and why; takes a slot of it in `load`.
+
+        A tier whose queue would hold the job past its slack is not a choice while another is
+        (a job queued behind long ones keeps waiting while its restore point ages), and a full
+        due only by the calendar goes where fulls hold under `full_slots_frac` of the slots."""
         p = self.p
         rpo = float(ctx.volumes.rpo_s[v])
         left = float(plan.deadline[j]) - ctx.t
@@ -79,12 +112,18 @@ class TierTable:
         job_rate = max(plan.rate_now[j], plan.need_rate[j] if plan.forced[j] or plan.late[j] else 0.0, p.min_rate_mbps)
         share = self.ingest / (np.minimum(load.busy, load.slots - 1) + 1.0)
         short = np.clip(1.0 - share / job_rate, 0.0, 1.0)  # how much the tier's ingest share would slow this job
-        k, why = self.choose(load, urgency, pressure, short)
-        load.take(k)
+        wait = load.wait_s()
+        ok = wait <= max(slack, 0.0) if np.isfinite(slack) else wait <= 0.0
+        if not ok.any():
+            ok = wait <= wait.min()
+        if calendar_full and (load.fulls < load.full_cap).any():
+            ok = (ok if (ok & (load.fulls < load.full_cap)).any() else np.ones_like(ok)) & (load.fulls < load.full_cap)
+        k, why = self.choose(load, urgency, pressure, short, ok)
+        load.take(k, kind == _FULL)
         return k, why
 
-    def choose(self, load: TierLoad, urgency: float, rto_pressure: np.ndarray, short: np.ndarray) -> tuple[int, str]:
-        """Lowest score wins: cost, priority, contention, and (urgent) ingest shortfall, RTO pressure."""
+    def choose(self, load: TierLoad, urgency: float, rto_pressure: np.ndarray, short: np.ndarray, ok: np.ndarray | None = None) -> tuple[int, str]:
+        """Lowest score among the tiers `ok` wins: cost, priority, contention, and (urgent) ingest shortfall, RTO pressure."""
         if self.fixed is not None:
             return self.fixed, reasons.configured_tier(self.names[self.fixed])
         p = self.p
@@ -96,54 +135,7 @@ class TierTable:
             + p.w_urgency * urgency * np.maximum(short, self.slow_in * (free <= 0))
             + p.w_rto * rto_pressure
         )
+        if ok is not None:
+            score = np.where(ok, score, np.inf)
         k = int(np.argmin(score))
         return k, reasons.chosen_tier(self.names[k], urgency, rto_pressure, k, free[k])
-
-
-class Contention:
-    """Predicted tier contention: which volumes must start now so every idle volume's
-    backup still gets a tier slot before its latest feasible start.
-
-    An earliest-deadline-first test over the whole fleet (fluid approximation): sorted by
-    latest start L, a backup gets a slot once the backlog of queued and running jobs and
-    the slot time of the backups before it have drained through all tiers' slots; that
-    must happen by its L. Every volume up to the last one that would be late starts now
-    (they queue in this order).
-    """
-
-    def __init__(self, n: int, slots_total: float):
-        self.latest = np.full(n, np.inf)  # latest feasible start of each idle volume's next backup
-        self.slot_s = np.zeros(n)  # and the slot time it needs
-        self.slots_total = slots_total
-        self.typical_slot_s = 0.0  # EWMA of the slot time of the jobs started
-
-    def note_plan(self, vols: np.ndarray, plan: Plan) -> None:
-        self.latest[vols] = plan.latest_t
-        self.slot_s[vols] = plan.slot_s
-
-    def note_started(self, slot_s: np.ndarray) -> None:
-        self.typical_slot_s += min(1.0, slot_s.size / 20.0) * (float(np.mean(slot_s)) - self.typical_slot_s)
-
-    def crowded(self, ctx: DecisionContext, vols: np.ndarray, min_rate_mbps: float) -> tuple[np.ndarray, str]:
-        """(which of `vols` must start now, why)."""
-        idle = np.flatnonzero(ctx.job_state == _NONE)
-        out = np.zeros(vols.size, bool)
-        if idle.size == 0:
-            return out, ""
-        t = ctx.t
-        run = np.flatnonzero((ctx.job_state == _RUNNING) | (ctx.job_state == _PAUSED))
-        thr = ctx.job_throttle_mbps[run]
-        rate = np.maximum(np.where(np.isfinite(thr), np.maximum(thr, ctx.job_rate_mbps[run]), ctx.job_rate_mbps[run]), min_rate_mbps)
-        backlog = float(np.minimum(ctx.job_remaining_bytes[run] / (rate * MB), 86_400.0).sum())
-        backlog += int(np.sum(ctx.job_state == _QUEUED)) * self.typical_slot_s
-        order = idle[np.argsort(self.latest[idle], kind="stable")]
-        need = np.cumsum(self.slot_s[order]) - self.slot_s[order] + backlog  # work ahead of each
-        avail = self.slots_total * np.maximum(self.latest[order] - t, 0.0)
-        over = np.flatnonzero(need > avail)
-        if over.size == 0:
-            return out, ""
-        k = int(over[-1])  # every volume up to the last prefix that does not fit
-        crowded = np.zeros(ctx.volumes.n, bool)
-        crowded[order[: k + 1]] = True
-        why = reasons.contention(k + 1, self.latest[order[k]] - t, need[k], avail[k], self.slots_total)
-        return crowded[vols], why

@@ -52,11 +52,23 @@ def chosen_tier(name: str, urgency: float, rto_pressure: np.ndarray, k: int, fre
     return f"tier {name} ({', '.join(parts)})"
 
 
-def contention(count: int, until_s: float, need_s: float, avail_s: float, slots_total: float) -> str:
+def edf_urgent(count: int, until_s: float, need_s: float, avail_s: float, slots_total: float) -> str:
+    """Why a volume starts before its plan would: the fleet's earliest-deadline-first schedule."""
     return (
-        f"tier contention: {count} backups due by +{until_s / HOUR_S:.1f} h need "
-        f"{need_s / HOUR_S:.1f} slot-hours, {avail_s / HOUR_S:.1f} available in {int(slots_total)} slots: start early"
+        f"RPO first (earliest deadline first over the tiers): {count} backups due by +{until_s / HOUR_S:.1f} h need "
+        f"{need_s / HOUR_S:.1f} slot-hours, {max(avail_s, 0.0) / HOUR_S:.1f} available in {slots_total:g} slots: start now, in deadline order"
     )
+
+
+def saturated(misses: list[tuple[str, float]], capacity: str, top: int = 3) -> str:
+    """The saturation facts: no schedule meets every RPO; who misses, by how much, what would suffice."""
+    worst = ", ".join(f"{v} by {s / HOUR_S:.1f} h" for v, s in misses[:top]) + (" ..." if len(misses) > top else "")
+    return f"tiers saturated: no schedule meets every RPO, {len(misses)} volumes miss ({worst}); {capacity}"
+
+
+def mbps(x: float) -> str:
+    """A rate in MB/s with the digits that tell it apart from another (never "0 > 0")."""
+    return f"{x:.3g}" if abs(x) < 10 else f"{x:.0f}"
 
 
 # ----------------------------------------------------------------------------- starts
@@ -85,8 +97,8 @@ class StartFacts:
 def forced(f: StartFacts, need_mbps: float, threshold_mbps: float) -> str:
     return (
         f"forced: no window completes under the threshold before the RPO deadline ({f.deadline}); "
-        f"needs {need_mbps:.0f} MB/s > {threshold_mbps:.0f} MB/s at the threshold {f.threshold:g}; "
-        f"{f.kind.name.lower()} {f.size / GB:.1f} GB at {f.rate:.0f} MB/s, predicted p{f.quantile} impact {f.impact:.3f}; "
+        f"{_needs(need_mbps)} > {mbps(threshold_mbps)} MB/s at the threshold {f.threshold:g}; "
+        f"{f.kind.name.lower()} {_gb(f.size)} at {mbps(f.rate)} MB/s, predicted p{f.quantile} impact {f.impact:.3f}; "
         f"{f.what}; {f.tier}; {f.forecast}"
     )
 
@@ -94,13 +106,31 @@ def forced(f: StartFacts, need_mbps: float, threshold_mbps: float) -> str:
 def planned(f: StartFacts, head: str, dur_s: float) -> str:
     """A start the plan (or contention, or the deadline) chose; `head` says which rule."""
     return (
-        f"{head}; predicted p{f.quantile} impact {f.impact:.3f} <= {f.threshold:g} at {f.rate:.0f} MB/s, "
-        f"est {dur_s / HOUR_S:.2f} h; {f.deadline}; {f.kind.name.lower()} {f.size / GB:.1f} GB, {f.what}; {f.tier}; {f.forecast}"
+        f"{head}; predicted p{f.quantile} impact {f.impact:.3f} {'<=' if f.impact <= f.threshold + 1e-12 else '>'} {f.threshold:g} "
+        f"at {mbps(f.rate)} MB/s, est {dur_s / HOUR_S:.2f} h; {f.deadline}; {f.kind.name.lower()} {_gb(f.size)}, {f.what}; {f.tier}; {f.forecast}"
     )
 
 
+def _needs(need_mbps: float) -> str:
+    if np.isfinite(need_mbps):
+        return f"needs {mbps(need_mbps)} MB/s"
+    return "its deadline less the margin has passed: needs any rate"
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / GB:.1f} GB" if nbytes >= 0.05 * GB else f"{nbytes / 1e6:.3g} MB"
+
+
 def late(need_mbps: float) -> str:
-    return f"last moment before the RPO deadline: no later window completes in time (needs {need_mbps:.0f} MB/s)"
+    return f"last moment before the RPO deadline: no later window completes in time ({_needs(need_mbps)})"
+
+
+def empty(age_s: float) -> str:
+    return f"nothing changed since the last snapshot ({age_s / HOUR_S:.1f} h ago): an empty incremental renews the restore point"
+
+
+def incremental_first(kind: str) -> str:
+    return f"incremental first: the {kind} cannot complete before the current restore point's deadline; it follows from the fresh one"
 
 
 def quiet(p: PredictiveParams, cost_now: float, cost_median: float) -> str:
@@ -131,10 +161,12 @@ def pause(seen: bool, burst_s: float, up_iops: float, up_mbps: float, rate_imp: 
     )
 
 
-def resume(target: float, threshold: float, slack_exhausted: bool, desc: str) -> str:
+def resume(target: float, threshold: float, slack_exhausted: bool, desc: str, mild: bool = False) -> str:
     if slack_exhausted:
         return f"RPO slack exhausted: resume through predicted load at {target:.0f} MB/s; {desc}"
-    return f"predicted burst over: resume at {target:.0f} MB/s (p90 impact <= {threshold:g}); {desc}"
+    if mild:
+        return f"the predicted burst leaves about the rate after it: resume at {mbps(target)} MB/s (p90 impact <= {threshold:g}); {desc}"
+    return f"predicted burst over: resume at {mbps(target)} MB/s (p90 impact <= {threshold:g}); {desc}"
 
 
 def deadline_rate(remaining: float, need: float, rate_imp: float, desc: str) -> str:

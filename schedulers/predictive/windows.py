@@ -37,6 +37,7 @@ class Plan:
 
     start_now: np.ndarray  # bool
     forced: np.ndarray  # bool: no feasible window and the deadline needs more than the threshold allows
+    empty: np.ndarray  # bool: nothing to move if started now (never forced)
     late: np.ndarray  # bool: no feasible window left, but the threshold rate still meets the deadline
     quiet: np.ndarray  # bool: opportunistic quiet-period start
     feasible_any: np.ndarray  # bool
@@ -51,7 +52,7 @@ class Plan:
     cost_wait: np.ndarray
     best_t: np.ndarray
     dur_now: np.ndarray  # planned duration if started now (s, unstretched)
-    rate_thr: np.ndarray  # rate at the full threshold now (above it a start is forced)
+    rate_thr: np.ndarray  # the device's rate at the full threshold now (a start above it is forced)
     up_now: np.ndarray  # [P, 2] upper-quantile load forecast for the current step
     latest_t: np.ndarray  # latest feasible start (now when none)
     slot_s: np.ndarray  # tier-slot seconds the job needs (stretched duration)
@@ -114,11 +115,17 @@ class _Jobs:
 def _rowwise_searchsorted(b: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """`searchsorted(b[i], targets[i], side='left')` for every row i (rows non-decreasing)."""
     p, n = b.shape
-    span = max(float(np.nanmax(b[:, -1])) if b.size else 0.0, float(np.nanmax(targets)) if targets.size else 0.0) * 2.0 + 1.0
+    span = max(_finite_max(b[:, -1]), _finite_max(targets)) * 2.0 + 1.0
     off = np.arange(p, dtype=np.float64)[:, None] * span
     flat = (b + off).ravel()
     idx = np.searchsorted(flat, (targets + off).ravel(), side="left").reshape(targets.shape)
     return idx - np.arange(p)[:, None] * n
+
+
+def _finite_max(x: np.ndarray) -> float:
+    """The largest finite value of `x` (0 when none): NaN-safe without NumPy's all-NaN warning."""
+    fin = np.isfinite(x)
+    return float(x[fin].max()) if fin.any() else 0.0
 
 
 def _steps(p: PredictiveParams, fr: Frame, vols: np.ndarray, tier_share: np.ndarray) -> _Steps:
@@ -159,12 +166,18 @@ def _steps(p: PredictiveParams, fr: Frame, vols: np.ndarray, tier_share: np.ndar
     return _Steps(m, step, frac0, s_t, max_iops, max_mbps, up_i, up_m, mu_i, mu_m, r, bb, cc, bcum, ccum, b_start, c_start, io_step, io_cum)
 
 
-def _jobs(p: PredictiveParams, fr: Frame, st: _Steps, vols: np.ndarray, size0, growth, alpha, w0) -> _Jobs:
-    """Where a job of `size0` bytes (+ growth by the law `growth` x io ** `alpha`) started at each candidate ends, and what it costs."""
+def _jobs(p: PredictiveParams, fr: Frame, st: _Steps, vols: np.ndarray, size0, growth, alpha, w0, tail_s=None) -> _Jobs:
+    """Where a job of `size0` bytes (+ growth by the law `growth` x io ** `alpha`) started at each candidate ends, and what it costs.
+
+    An empty job (nothing changed, none predicted) completes as it starts, at no cost, whatever
+    the load. `tail_s`: time the volume's next backup needs after this one (a long job must
+    leave it room before its own restore point's deadline)."""
     ctx, fc = fr.ctx, fr.fc
     a = alpha[:, None]
     size = (size0[:, None] + growth[:, None] * ((w0 + st.io_cum) ** a - w0**a)) * (1.0 + p.size_margin)
-    size = np.maximum(size, MB)
+    size = np.nan_to_num(size, nan=0.0)
+    empty = size <= 0.0
+    size = np.where(empty, 0.0, np.maximum(size, MB))
     target = st.b_start + size
     k = _rowwise_searchsorted(st.bcum, target) - 1
     ok = k < st.bcum.shape[1] - 1
@@ -174,14 +187,20 @@ def _jobs(p: PredictiveParams, fr: Frame, st: _Steps, vols: np.ndarray, size0, g
     frac = np.where(ok & (bk > 0), (target - base) / np.where(bk > 0, bk, 1.0), 0.0)
     end_t = np.where(ok, fc.origin_t + (fr.i0 + kk + frac) * st.step, np.inf)
     job_cost = np.where(ok, np.take_along_axis(st.ccum, kk, 1) + np.take_along_axis(st.cc, kk, 1) * frac - st.c_start, np.inf)
-    dur = end_t - st.s_t[None, :]
+    ok = ok | empty
+    end_t = np.where(empty, st.s_t[None, :], end_t)
+    job_cost = np.where(empty, 0.0, job_cost)
+    dur = np.maximum(end_t - st.s_t[None, :], 0.0)
     rpo = ctx.volumes.rpo_s[vols]
     deadline = ctx.last_snapshot_t[vols] + rpo
     margin = p.margin(rpo)
     latest_end = deadline - margin
     feasible = ok & (st.s_t[None, :] + dur * p.duration_safety <= latest_end[:, None])
+    if tail_s is not None:
+        feasible &= dur * p.duration_safety + tail_s[:, None] <= (rpo - margin)[:, None]
     any_f = feasible.any(axis=1)
-    cpb = np.where(ok, job_cost / (size / GB), np.nan)  # cost per GB of a job starting there
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cpb = np.where(ok, np.where(empty, 0.0, job_cost / np.where(empty, 1.0, size / GB)), np.nan)  # cost per GB of a job starting there
     with np.errstate(all="ignore"):
         med = np.nanmedian(np.where(np.isnan(cpb).all(axis=1, keepdims=True), 0.0, cpb), axis=1)
     cpb = np.where(ok, cpb, np.inf)
@@ -196,9 +215,9 @@ def _choose_sequence(p: PredictiveParams, fr: Frame, st: _Steps, jb: _Jobs, grow
     h_end = fr.fc.origin_t + fr.h * st.step
     # where the price per GB is flat over the horizon the cheapest sequence is known
     # without a search: as few backups as possible, as late as possible (or none yet)
-    fin = np.where(np.isfinite(jb.cpb), jb.cpb, np.nan)
-    with np.errstate(all="ignore"):
-        lo, hi = np.nanmin(fin, axis=1), np.nanmax(fin, axis=1)
+    fin = np.isfinite(jb.cpb)
+    lo = np.where(fin, jb.cpb, np.inf).min(axis=1)
+    hi = np.where(fin, jb.cpb, -np.inf).max(axis=1)
     flat = jb.any_f & (hi <= lo * (1.0 + p.window_tolerance) + 1e-12)
     last = m - 1 - np.argmax(jb.feasible[:, ::-1], axis=1)
     best = np.where(jb.any_f, np.where(jb.deadline - jb.margin >= h_end, -1, last), -1)
@@ -229,18 +248,18 @@ def _choose_greedy(p: PredictiveParams, st: _Steps, jb: _Jobs):
 
 def plan_windows(
     p: PredictiveParams, fr: Frame, vols: np.ndarray, size0: np.ndarray, growth: np.ndarray, tier_share: np.ndarray, alpha: np.ndarray,
-    io_since: np.ndarray, greedy: bool = False, gate: np.ndarray | None = None,
+    io_since: np.ndarray, greedy: bool = False, gate: np.ndarray | None = None, tail_s: np.ndarray | None = None,
 ) -> Plan:
     """Window planning for idle volumes `vols` with job sizes `size0` (bytes if started now).
 
     `growth` and `alpha` are the volumes' growth laws, `io_since` the production I/O since
     each volume's snapshot (all volumes). `greedy` plans one job (fulls); `gate` marks
     volumes that may only use quiet windows (cost per GB at most `full_quiet_ratio` x the
-    horizon median: an early full).
+    horizon median: an early full); `tail_s` the time each volume's next backup needs after this one.
     """
     st = _steps(p, fr, vols, tier_share)
     w0 = io_since[vols][:, None]
-    jb = _jobs(p, fr, st, vols, size0, growth, alpha, w0)
+    jb = _jobs(p, fr, st, vols, size0, growth, alpha, w0, tail_s)
     if gate is not None and gate.any():
         jb.feasible = jb.feasible & ~(gate[:, None] & ~(jb.cpb <= p.full_quiet_ratio * jb.med[:, None]))
         jb.any_f = jb.feasible.any(axis=1)
@@ -257,7 +276,7 @@ def _finish(p: PredictiveParams, fr: Frame, st: _Steps, jb: _Jobs, vols, tier_sh
     """The plan from the chosen first starts `best`: start now, forced, late, quiet, rates, slot time."""
     t, m, any_f = fr.ctx.t, st.m, jb.any_f
     age = fr.ctx.rp_age_s[vols]
-    quiet = jb.feasible[:, 0] & (jb.cpb[:, 0] <= p.quiet_ratio * jb.med) & (age >= p.quiet_min_interval_frac * jb.rpo) & (m > 1) & (best != 0)
+    quiet = (p.quiet_ratio > 0) & jb.feasible[:, 0] & (jb.cpb[:, 0] <= p.quiet_ratio * jb.med) & (age >= p.quiet_min_interval_frac * jb.rpo) & (m > 1) & (best != 0)
     start_now = (any_f & (best == 0)) | quiet
     forced = ~any_f
     step_next = fr.fc.origin_t + (fr.i0 + 1) * st.step
@@ -268,8 +287,10 @@ def _finish(p: PredictiveParams, fr: Frame, st: _Steps, jb: _Jobs, vols, tier_sh
     # the most the device can give a forced job (expected load: the environment caps at headroom anyway)
     max_rate = np.minimum(rate_for_utilisation(st.mu_i[:, 0], st.mu_m[:, 0], max_iops, max_mbps, fr.ctx.backup_max_util), tier_share)
     # RPO over impact: only when even the full threshold's rate cannot meet the deadline
-    rate_thr = np.minimum(rate_for_impact(st.up_i[:, 0], st.up_m[:, 0], max_iops, max_mbps, fr.threshold / p.impact_target), tier_share)
-    forced = forced & (need > rate_thr)
+    # (the device's rate at the threshold: where the tier's share is the tighter limit, more would not help)
+    rate_thr = rate_for_impact(st.up_i[:, 0], st.up_m[:, 0], max_iops, max_mbps, fr.threshold / p.impact_target)
+    empty = jb.size[:, 0] <= 0.0
+    forced = forced & (need > rate_thr) & (max_rate > rate_thr) & ~empty
     # the latest feasible start and the slot time its job needs (tier contention check)
     last = np.where(any_f, m - 1 - np.argmax(jb.feasible[:, ::-1], axis=1), 0)
     dur = jb.dur
@@ -278,6 +299,7 @@ def _finish(p: PredictiveParams, fr: Frame, st: _Steps, jb: _Jobs, vols, tier_sh
     return Plan(
         start_now=start_now | ~any_f,
         forced=forced,
+        empty=empty,
         late=~any_f & ~forced,
         quiet=quiet,
         feasible_any=any_f,

@@ -48,13 +48,16 @@ def _series(family: IntervalFamily, native: NativeSeries, p: dict[str, Any]) -> 
     return s
 
 
-def _activity(s: _Series, kinds: list[str], p: dict[str, Any]) -> np.ndarray:
-    """Each volume's activity by `rank_by` (MB moved, or I/Os at the kind's I/O size)."""
+def _activity(s: _Series, kinds: list[str], p: dict[str, Any], window: tuple[float, float] | None = None) -> np.ndarray:
+    """Each volume's activity by `rank_by` (MB moved, or I/Os at the kind's I/O size),
+    counting only the samples inside `window` (trace seconds) when one is given."""
     activity = np.zeros(len(s.t))
     for i, (t, v) in enumerate(zip(s.t, s.v, strict=True)):
         if t.size == 0:
             continue
         dur = np.append(np.minimum(np.diff(t), s.max_gap[i]), s.nominal[i])
+        if window is not None:
+            dur = np.where((t >= window[0]) & (t < window[1]), dur, 0.0)
         mb = v[:, 0] * dur, v[:, 1] * dur
         if p["rank_by"] == "bytes":
             activity[i] = mb[0].sum() + mb[1].sum()
@@ -154,11 +157,16 @@ def interval_source(family: IntervalFamily, *, path, tick_s, seed=None, **params
     names = native.names
     s = _series(family, native, p)
     kinds_all = [family.volume_kind(n, p) for n in names]
-    sel = _selection(family, names, _activity(s, kinds_all, p), s, p, path)
     dt_trace = tick_s / p["time_scale"]
     start = None
     if p["start"] is not None:
         start = calendar_seconds(p["start"], "start") - (epoch if is_date(p["start"]) else 0.0)
+    window = None
+    if p["rank_span_s"] is not None and any(t.size for t in s.t):
+        first = start if start is not None else min(float(t[0]) for t in s.t if t.size)
+        window = (first, first + float(p["rank_span_s"]) / p["time_scale"])
+        start = first  # the ranked span is the replayed one
+    sel = _selection(family, names, _activity(s, kinds_all, p, window), s, p, path)
     t_sel = [s.t[i] for i in sel]
     nm_sel = [s.nominal[i] for i in sel]
     t0, n_ticks = span(t_sel, nm_sel, start, dt_trace)
@@ -193,4 +201,11 @@ def interval_source(family: IntervalFamily, *, path, tick_s, seed=None, **params
         info=_info(family, native, backend, dt_trace, p),
         seed=seed,
         cache_hit=native.cache_hit,
+        data_ticks=[_own_ticks(st.stats, dt_trace, n_ticks) for st in backend.steps],
     )
+
+
+def _own_ticks(stats: dict, dt_trace: float, n_ticks: int) -> tuple[int, int]:
+    """[first, end) natural ticks holding a volume's own samples (not its held first or last value)."""
+    first = min(n_ticks, int(stats["head_fill_s"] // dt_trace))
+    return first, max(first, n_ticks - int(stats["tail_fill_s"] // dt_trace))

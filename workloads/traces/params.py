@@ -7,6 +7,11 @@ Parameters common to every family (a family adds its own, see `families.py`):
   "<host>_<disk>" ("hm_0"), systor "LUN<n>", Tencent VolumeID ("1063").
 - `top`: keep the `top` most active volumes (by `rank_by`: "bytes" (read + write,
   default), "iops" or "write_bytes"), most active first.
+- `rank_span_s` (interval traces): with `top`, rank by the activity inside the first
+  `rank_span_s` simulated seconds only (from `start`, default the earliest sample of all
+  volumes, which then becomes tick 0), so a volume whose data starts after the span that
+  is replayed is not chosen for its activity elsewhere. Request-level traces (minutes
+  long) rank over their whole span.
 - `time_scale` (default 1): one trace second lasts `time_scale` simulated seconds.
   Request-level traces keep every request, so bytes and I/O counts are conserved and
   rates scale by 1 / time_scale; interval traces keep their rates (a slowed-down series).
@@ -35,6 +40,7 @@ COMMON: dict[str, Any] = {
     "volumes": None,
     "top": None,
     "rank_by": "bytes",
+    "rank_span_s": None,
     "time_scale": 1.0,
     "loop": None,
     "start": None,
@@ -80,6 +86,8 @@ def parse_params(family: ParamOwner, given: dict[str, Any]) -> dict[str, Any]:
     top = p["top"]
     check(top is None or (isinstance(top, int) and not isinstance(top, bool) and top >= 1), "top", "must be a positive integer", top)
     check(p["rank_by"] in RANK_BY, "rank_by", f"one of {', '.join(RANK_BY)}", p["rank_by"])
+    if p["rank_span_s"] is not None:
+        positive("rank_span_s", p["rank_span_s"])
     positive("time_scale", p["time_scale"])
     mbf = p["max_bad_fraction"]
     check(isinstance(mbf, int | float) and 0 <= mbf <= 1, "max_bad_fraction", "a number in [0, 1]", mbf)

@@ -49,6 +49,7 @@ class TraceSource:
         info: dict,
         seed: int | None = None,
         cache_hit: bool = False,
+        data_ticks: list[tuple[int, int]] | None = None,
     ):
         self.family = family
         self.title = title
@@ -67,6 +68,9 @@ class TraceSource:
         self.info = info
         self.seed = seed
         self.cache_hit = cache_hit
+        #: per volume, the natural ticks [first, end) of its own data; outside them its first
+        #: or last value stands in (interval traces); request-level traces: the whole span
+        self.data_ticks = data_ticks if data_ticks is not None else [(0, self.n_ticks)] * len(volumes)
 
     # -- facts -------------------------------------------------------------------------
     @property
@@ -159,29 +163,35 @@ class TraceSource:
             yield self.block(k, min(step, self.n_ticks - k))
 
     def summary(self) -> list[dict]:
-        """Per-volume statistics over the natural span (rates per tick)."""
+        """Per-volume statistics, each volume over its own span (`data_ticks`: not over the
+        ticks where its first or last value stands in), rates per tick."""
         nv = len(self.volumes)
+        first = np.array([a for a, _ in self.data_ticks], np.int64)
+        end = np.array([b for _, b in self.data_ticks], np.int64)
         sums = {s: np.zeros(nv) for s in ("iops", "mbps", "read_mbps", "write_mbps")}
         peaks = {s: np.zeros(nv) for s in ("iops", "mbps")}
         for b in self.iter_natural():
-            iops = b.iops.astype(np.float64)
-            mbps = b.mbps.astype(np.float64)
+            ticks = np.arange(b.start_tick, b.start_tick + b.n_ticks)[:, None]
+            own = (ticks >= first[None, :]) & (ticks < end[None, :])
+            iops = np.where(own, b.iops.astype(np.float64), 0.0)
+            mbps = np.where(own, b.mbps.astype(np.float64), 0.0)
             sums["iops"] += iops.sum(axis=0)
             sums["mbps"] += mbps.sum(axis=0)
-            sums["read_mbps"] += b.read_mbps.sum(axis=0, dtype=np.float64)
-            sums["write_mbps"] += b.write_mbps.sum(axis=0, dtype=np.float64)
+            sums["read_mbps"] += np.where(own, b.read_mbps, 0.0).sum(axis=0, dtype=np.float64)
+            sums["write_mbps"] += np.where(own, b.write_mbps, 0.0).sum(axis=0, dtype=np.float64)
             if b.n_ticks:
                 peaks["iops"] = np.maximum(peaks["iops"], iops.max(axis=0))
                 peaks["mbps"] = np.maximum(peaks["mbps"], mbps.max(axis=0))
-        n = max(1, self.n_ticks)
         rows = []
         for i, v in enumerate(self.volumes):
+            n = max(1, int(end[i] - first[i]))
             read_mb = sums["read_mbps"][i] * self.tick_s
             write_mb = sums["write_mbps"][i] * self.tick_s
             total = read_mb + write_mb
             row = {
                 "volume": v.volume_id,
                 "kind": v.kind,
+                "span_h": float((end[i] - first[i]) * self.tick_s / 3600.0),
                 "mean_iops": float(sums["iops"][i] / n),
                 "peak_iops": float(peaks["iops"][i]),
                 "mean_mbps": float(sums["mbps"][i] / n),

@@ -1,0 +1,604 @@
+"""`piop agent` on this host: real fio load, real restic repositories, real cgroups.
+
+Real-host tests on a scale of seconds (decision period 0.5 s, RPO of a minute or two):
+fio plays a production load with busy and quiet phases on the device backing the test's
+folder, the agent backs up a few hundred MB of files the test wrote. Each test skips
+with its reason where root, restic, fio or a block device is missing; nothing is faked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from host import diskstats
+from host.blockdev import device_of_path
+
+ROOT = Path(__file__).resolve().parents[1]
+MB = 1e6
+DEVICE = {"name": "test-disk", "max_iops": 5000.0, "max_mbps": 100.0, "base_latency_ms": 0.5}
+
+
+# ----------------------------------------------------------------------------- the host
+
+
+def need_host(folder: Path) -> str:
+    """The block device under `folder`; skips (with the reason) where these tests cannot run."""
+    if sys.platform != "linux" or not Path("/proc/diskstats").exists():
+        pytest.skip("not Linux (no /proc/diskstats)")
+    if os.geteuid() != 0:
+        pytest.skip("needs root (cgroups, dropping the page cache)")
+    for tool, how in (("restic", "apt-get install restic (.ci/run installs it)"), ("fio", "apt-get install fio")):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed ({how})")
+    dev, how = device_of_path(folder)
+    if dev is None:
+        pytest.skip(f"the test folder is not on a block device: {how}")
+    return dev
+
+
+def drop_caches() -> None:
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def write_files(folder: Path, total_mb: int, n: int = 4, seed: int = 0) -> None:
+    """`n` files of random bytes, `total_mb` in all (rewritten: new content, new mtime)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(1 << 20)
+    for i in range(n):
+        with open(folder / f"file{i}.bin", "wb") as fh:
+            for j in range(total_mb // n):
+                fh.write(bytes([(seed + i + j) & 0xFF]) + block[1:])
+    os.sync()
+
+
+def restic(repo: Path, pw: Path, *args, check=True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RESTIC_PASSWORD_FILE": str(pw)}
+    proc = subprocess.run(["restic", "-r", str(repo), *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def snapshots(repo: Path, pw: Path) -> list[dict]:
+    return json.loads(restic(repo, pw, "--json", "--no-lock", "snapshots").stdout or "[]")
+
+
+class Site:
+    """A test folder: repositories, password, device model, data folders, configs."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.dev = need_host(root)
+        self.pw = root / "restic.pass"
+        self.pw.write_text("piop-test\n")
+        (root / "device.yaml").write_text(yaml.safe_dump(DEVICE))
+        self.fio_file = root / "load" / "fio.dat"
+
+    def repo(self, name: str = "fast") -> Path:
+        repo = self.root / f"repo-{name}"
+        if not repo.exists():
+            restic(repo, self.pw, "init")
+        return repo
+
+    def config(self, name: str, volumes: list[dict], tiers: list[dict] | None = None, **top) -> Path:
+        cfg = {
+            "name": name, "state": str(self.root / f"{name}.state"), "period": "0.5s", "history_step": "2s", "horizon": "80s",
+            "impact_threshold": 0.25, "device_model": "device.yaml", "estimate_every": "1s",
+            "tiers": tiers or [{"name": "fast", "media": "ssd", "ingest_mbps": 400, "restore_mbps": 400, "slots": 2,
+                                "restic": {"repository": str(self.repo()), "password_file": str(self.pw)}}],
+            "volumes": volumes, **top,
+        }  # fmt: skip
+        path = self.root / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        return path
+
+
+@pytest.fixture
+def site(tmp_path):
+    yield Site(tmp_path)
+    for big in [tmp_path / "load", *tmp_path.glob("data-*"), *tmp_path.glob("repo-*")]:  # pytest keeps tmp folders: not these
+        shutil.rmtree(big, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+class AgentProc:
+    def __init__(self, config: Path, *args, log: Path, user: int | None = None, env: dict | None = None):
+        self.log = log
+        self.fh = open(log, "ab")
+        pre = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user is not None else []
+        self.p = subprocess.Popen([*pre, sys.executable, "-m", "host", "agent", str(config), *map(str, args)], cwd=ROOT,
+                                  stdout=self.fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})  # fmt: skip
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, needle: str, timeout: float) -> str:
+        end = time.time() + timeout
+        while time.time() < end:
+            text = self.text()
+            if needle in text:
+                return text
+            if self.p.poll() is not None:
+                raise AssertionError(f"the agent exited ({self.p.returncode}) before {needle!r}:\n{text}")
+            time.sleep(0.2)
+        raise AssertionError(f"no {needle!r} after {timeout} s:\n{self.text()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        rc = self.p.wait(timeout)
+        self.fh.close()
+        return rc
+
+
+def query(state: Path, sql: str, args=()) -> list[tuple]:
+    with sqlite3.connect(f"file:{state / 'agent.db'}?mode=ro", uri=True, timeout=10) as con:
+        return con.execute(sql, args).fetchall()
+
+
+def wait_rows(state: Path, sql: str, n: int, timeout: float) -> list[tuple]:
+    end = time.time() + timeout
+    rows: list[tuple] = []
+    while time.time() < end:
+        try:
+            rows = query(state, sql)
+        except sqlite3.OperationalError:
+            rows = []
+        if len(rows) >= n:
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"{sql}: {len(rows)} rows after {timeout} s (wanted {n})")
+
+
+def piop_json(*args) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "host", *map(str, args), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+class Load(threading.Thread):
+    """fio phases one after another on one file (direct I/O, so no page cache in the way)."""
+
+    RATES = {"busy": ("randread", "64k", "40m"), "quiet": ("randread", "4k", "200k")}
+
+    def __init__(self, fio_file: Path, plan: list[tuple[str, float]]):
+        super().__init__(daemon=True)
+        self.fio_file, self.plan = fio_file, plan
+        self.phases: list[tuple[str, float, float]] = []
+        self.stop_flag = threading.Event()
+        fio_file.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["fio", "--name=lay", f"--filename={fio_file}", "--size=512M", "--create_only=1"], capture_output=True, check=True)
+
+    def run(self) -> None:
+        for kind, secs in self.plan:
+            if self.stop_flag.is_set():
+                return
+            rw, bs, rate = self.RATES[kind]
+            t0 = time.time()
+            self.proc = subprocess.Popen(
+                ["fio", "--name=prod", f"--filename={self.fio_file}", f"--rw={rw}", f"--bs={bs}", f"--rate={rate}", "--direct=1",
+                 "--ioengine=libaio", "--iodepth=4", "--size=512M", f"--runtime={secs}", "--time_based"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            self.proc.wait()
+            self.phases.append((kind, t0, time.time()))
+
+    def kind_at(self, t: float) -> str | None:
+        for kind, a, b in self.phases:
+            if a <= t < b:
+                return kind
+        return None
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        p = getattr(self, "proc", None)
+        if p is not None and p.poll() is None:
+            p.terminate()
+        self.join(30)
+
+
+class DiskReads(threading.Thread):
+    """Samples the device's cumulative bytes read from /proc/diskstats every 0.25 s."""
+
+    def __init__(self, dev: str):
+        super().__init__(daemon=True)
+        self.dev = dev
+        self.samples: list[tuple[float, float]] = []
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.wait(0.25):
+            c = diskstats.read()[self.dev]
+            self.samples.append((time.time(), c.get("sectors_read") * 512.0))
+
+    def mbps(self, a: float, b: float) -> float:
+        inside = [(t, x) for t, x in self.samples if a <= t <= b]
+        (t0, x0), (t1, x1) = inside[0], inside[-1]
+        return (x1 - x0) / (t1 - t0) / MB
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        self.join(5)
+
+
+def jobs(state: Path, volume: str | None = None) -> list[dict]:
+    cols = ("id", "volume", "kind", "state", "forced", "start_t", "end_t", "throttle_mbps", "read_bytes", "est_bytes", "error", "snapshot_id")
+    rows = query(state, f"SELECT {', '.join(cols)} FROM jobs ORDER BY id")
+    out = [dict(zip(cols, r)) for r in rows]
+    return [j for j in out if volume is None or j["volume"] == volume]
+
+
+def decisions(state: Path) -> list[dict]:
+    cols = ("t", "volume", "action", "rate_mbps", "forced", "accepted", "limit_text", "reason")
+    return [dict(zip(cols, r)) for r in query(state, f"SELECT {', '.join(cols)} FROM decisions ORDER BY rowid")]
+
+
+def assert_no_leftovers(name: str) -> None:
+    """No backup process and no job cgroup of agent `name` remain."""
+    left = subprocess.run(["pgrep", "-f", f"piop-job-.*{name}|restic .*piop-volume"], capture_output=True, text=True).stdout.split()
+    mine = [p for p in left if int(p) != os.getpid()]
+    assert not mine, f"processes left: {mine}"
+    cg = Path("/sys/fs/cgroup/blkio")
+    if cg.exists():
+        assert not list(cg.glob(f"piop-{name}-*")), list(cg.glob(f"piop-{name}-*"))
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+PRED_PARAMS = {"deadline_margin_s": 3, "full_every_h": None, "ewma_s": 5, "fallback_horizon_h": 0.02}
+
+
+def seasonal(season_s: float) -> dict:
+    """Seasonal naive over a season of `season_s` seconds, fitted once a season is seen; until
+    then (and as the fallback) the median of the last 15 s, robust to another process's burst."""
+    return {
+        "history_step": "5s",
+        "forecaster": "seasonal_naive", "forecaster_params": {"season": season_s, "calib_horizon_s": season_s, "calib_days": 0.01},
+        "fallback": "trailing_median", "fallback_params": {"window_s": 15.0},
+        "retrain": {"min_history_hours": season_s / 3600.0, "every_hours": 1.0, "eval_s": 10.0},
+    }  # fmt: skip
+
+
+def prepare_volume(site: Site, name: str, mb: int, repo: Path) -> Path:
+    """A data folder with a restore point of its old content; new content since; cold cache."""
+    data = site.root / f"data-{name}"
+    write_files(data, mb)
+    restic(repo, site.pw, "backup", "--tag", f"piop-volume={name}", "--tag", "piop-kind=full", data)
+    write_files(data, mb, seed=1)
+    drop_caches()
+    return data
+
+
+def run_scenario(site: Site, cfg: Path, plan, until, timeout: float, lead: float = 0.0) -> tuple[Load, DiskReads, AgentProc]:
+    """Play `plan` with fio (the agent starts `lead` seconds into it) until `until()` or `timeout`."""
+    load = Load(site.fio_file, plan)
+    reads = DiskReads(site.dev)
+    reads.start()
+    load.start()
+    time.sleep(lead)
+    agent = AgentProc(cfg, log=site.root / f"{cfg.stem}.log")
+    try:
+        end = time.time() + timeout
+        while time.time() < end and not until():
+            assert agent.p.poll() is None, agent.text()
+            time.sleep(0.5)
+    finally:
+        assert agent.stop() == 0, agent.text()
+        load.stop()
+        reads.stop()
+    return load, reads, agent
+
+
+def limit_during(decs: list[dict], volume: str, a: float, b: float) -> float:
+    """The time-weighted read limit (MB/s) the policy set for `volume` over [a, b]."""
+    steps = [(d["t"], d["rate_mbps"]) for d in decs if d["volume"] == volume and d["accepted"] and d["action"] in ("start", "throttle", "resume")]
+    total = 0.0
+    for i, (t, r) in enumerate(steps):
+        lo, hi = max(t, a), min(steps[i + 1][0] if i + 1 < len(steps) else b, b)
+        if hi > lo:
+            assert r is not None, "an unthrottled stretch"
+            total += r * (hi - lo)
+    return total / (b - a)
+
+
+@pytest.mark.slow
+def test_predictive_defers_the_backup_to_the_quiet_phase_fixed_does_not_and_the_throttle_holds(site):
+    cycle = [("busy", 25.0), ("quiet", 25.0)] * 3
+    repo = site.repo()
+    data = prepare_volume(site, "db", 200, repo)
+    vol = {"name": "db", "paths": [str(data)], "kind": "database", "rpo": "130s", "rto": "1h"}
+    cfg = site.config("pred", [vol], policy="predictive", params=PRED_PARAMS, **seasonal(50.0))
+    state = site.root / "pred.state"
+    done = lambda: any(j["state"] in ("done", "failed") for j in jobs(state)) if (state / "agent.db").exists() else False  # noqa: E731
+    load, reads, agent = run_scenario(site, cfg, cycle, done, timeout=160)
+    log = agent.text()
+    js = jobs(state, "db")
+    assert len(js) >= 1 and js[0]["state"] == "done", (js, log)
+    job = js[0]
+    start_kind, end_kind = load.kind_at(job["start_t"]), load.kind_at(job["end_t"] - 0.5)
+    print(f"\npredictive: job {job['kind']} started {job['start_t'] - load.phases[0][1]:.1f} s into the script "
+          f"({start_kind}), ended {job['end_t'] - load.phases[0][1]:.1f} s ({end_kind}); phases {[(k, round(a - load.phases[0][1]), round(b - load.phases[0][1])) for k, a, b in load.phases]}")  # fmt: skip
+    assert start_kind == "quiet" and end_kind == "quiet", log
+    assert not job["forced"]
+    # the limit the policy set held on the device: /proc/diskstats read MB/s while the job read
+    decs = decisions(state)
+    a, b = job["start_t"] + 1.5, job["end_t"] - 0.5
+    want = limit_during(decs, "db", a, b)
+    got = reads.mbps(a, b)
+    print(f"throttle: policy limit {want:.1f} MB/s, device reads {got:.1f} MB/s over {b - a:.1f} s "
+          f"(job read {job['read_bytes'] / MB:.0f} MB, estimated {job['est_bytes'] / MB:.0f} MB)")  # fmt: skip
+    assert got == pytest.approx(want, rel=0.20)
+    assert job["read_bytes"] == pytest.approx(job["est_bytes"], rel=0.2)
+    lim = [d["limit_text"] for d in decs if d["action"] == "start"]
+    assert "read_bps_device" in lim[0] or "io.max" in lim[0] or "duty cycle" in lim[0], lim
+
+    # the fixed policy on the same script: due 10 s into each 50 s cycle, in the busy phase
+    repo2 = site.repo("fixed")
+    data2 = prepare_volume(site, "db2", 200, repo2)
+    t0 = time.time()
+    fixed = {"incremental_every_h": 50 / 3600, "incremental_at_h": ((t0 + 10.0) % 50.0) / 3600}
+    tier = {"name": "fast", "ingest_mbps": 400, "restore_mbps": 400, "slots": 2, "restic": {"repository": str(repo2), "password_file": str(site.pw)}}
+    vol2 = {**vol, "name": "db2", "paths": [str(data2)]}
+    cfg2 = site.config("fixed", [vol2], [tier], policy="fixed", params=fixed)
+    state2 = site.root / "fixed.state"
+    done2 = lambda: any(j["state"] in ("done", "failed") for j in jobs(state2)) if (state2 / "agent.db").exists() else False  # noqa: E731
+    load2, _, agent2 = run_scenario(site, cfg2, cycle, done2, timeout=60)
+    job2 = jobs(state2, "db2")[0]
+    print(f"fixed: job started {job2['start_t'] - load2.phases[0][1]:.1f} s into the script ({load2.kind_at(job2['start_t'])})")
+    assert load2.kind_at(job2["start_t"]) == "busy", agent2.text()
+    assert_no_leftovers("pred")
+    assert_no_leftovers("fixed")
+
+
+@pytest.mark.slow
+def test_a_busy_phase_longer_than_the_rpo_forces_the_backup_in_time(site):
+    Load.RATES["heavy"] = ("randread", "64k", "50m")  # half the device model's 100 MB/s, all along
+    repo = site.repo()
+    data = prepare_volume(site, "db", 300, repo)  # needs ~13 MB/s to make the RPO; the threshold allows ~10
+    old = max(s["time"] for s in snapshots(repo, site.pw))
+    vol = {"name": "db", "paths": [str(data)], "kind": "database", "rpo": "45s", "rto": "1h"}
+    cfg = site.config("forced", [vol], policy="predictive", params=PRED_PARAMS, **seasonal(50.0))
+    state = site.root / "forced.state"
+    done = lambda: any(j["state"] in ("done", "failed") for j in jobs(state)) if (state / "agent.db").exists() else False  # noqa: E731
+    load, _, agent = run_scenario(site, cfg, [("heavy", 90.0)], done, timeout=90, lead=5.0)
+    from host.agent.adapters.restic import parse_time
+
+    old_t = parse_time(old)
+    job = jobs(state, "db")[0]
+    starts = [d for d in decisions(state) if d["action"] == "start"]
+    print(f"\nforced: started {job['start_t'] - old_t:.1f} s after the last restore point, done {job['end_t'] - old_t:.1f} s after it "
+          f"(RPO 45 s); {starts[0]['reason'][:160]}")  # fmt: skip
+    assert job["state"] == "done" and job["forced"] == 1, agent.text()
+    assert starts[0]["forced"] == 1 and "forced" in starts[0]["reason"]
+    assert "FORCED start" in agent.text()
+    assert load.kind_at(job["start_t"]) == "heavy"
+    assert job["end_t"] <= old_t + 45.0 + 1.0  # the new restore point exists before the RPO passed
+    status = piop_json("agent", "status", cfg)
+    assert status["volumes"][0]["forced_starts"] >= 1
+
+
+@pytest.mark.slow
+def test_an_undersized_tier_names_the_volumes_that_will_miss(site):
+    repo = site.repo()
+    vols = []
+    for i in range(4):
+        data = prepare_volume(site, f"v{i}", 60, repo)
+        vols.append({"name": f"v{i}", "paths": [str(data)], "rpo": "20s", "rto": "1h"})
+    tier = {"name": "one", "ingest_mbps": 20, "restore_mbps": 100, "slots": 1, "restic": {"repository": str(repo), "password_file": str(site.pw)}}
+    cfg = site.config("small", vols, [tier], policy="predictive", params=PRED_PARAMS)
+    agent = AgentProc(cfg, log=site.root / "small.log")
+    try:
+        text = agent.wait_for("cannot meet every RPO", 30)
+        time.sleep(2)
+        status = piop_json("agent", "status", cfg)
+    finally:
+        agent.stop()
+    line = next(ln for ln in text.splitlines() if "cannot meet every RPO" in ln)
+    print("\n" + line)
+    named = [v["name"] for v in vols if f"{v['name']} at " in line]
+    assert len(named) >= 2, line
+    assert "needs" in line and "slots" in line
+    misses = status["feasibility"]["misses"]
+    assert len(misses) >= 2 and all(m["at"] > 0 for m in misses), status["feasibility"]
+    assert_no_leftovers("small")
+
+
+def metrics_port(agent: AgentProc) -> int:
+    line = agent.wait_for("metrics: http://", 30)
+    return int(line.split("metrics: http://")[1].split("/")[0].rsplit(":", 1)[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out = {}
+    for ln in text.splitlines():
+        if ln.startswith("piop_") and " " in ln:
+            k, v = ln.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+@pytest.mark.slow
+def test_kill_9_mid_backup_then_restart_adopts_or_cleans_up_and_loses_no_restore_point(site):
+    repo = site.repo()
+    data = prepare_volume(site, "db", 200, repo)
+    t0 = time.time()
+    params = {"incremental_every_h": 25 / 3600, "incremental_at_h": ((t0 + 6.0) % 25.0) / 3600, "rate_mbps": 10.0}
+    cfg = site.config("kill", [{"name": "db", "paths": [str(data)], "rpo": "5m", "rto": "1h"}], policy="fixed", params=params,
+                      metrics={"port": 0}, retry={"base": "1s", "max": "5s"})  # fmt: skip
+    state = site.root / "kill.state"
+    log = site.root / "kill.log"
+    a = AgentProc(cfg, log=log)
+    port = metrics_port(a)
+    row = wait_rows(state, "SELECT id, pid FROM jobs WHERE state = 'running'", 1, 30)[0]
+    time.sleep(3)
+    m = scrape(port)
+    assert m['piop_throttle_mbps{volume="db"}'] == pytest.approx(10.0) and m['piop_job_state{volume="db"}'] == 2.0, m
+    assert 'piop_restore_point_age_seconds{volume="db"}' in m and m['piop_rpo_seconds{volume="db"}'] == 300.0
+    a.stop(signal.SIGKILL)
+    assert os.killpg(row[1], 0) is None  # the backup outlived the agent (its own session)
+    epoch = query(state, "SELECT value FROM meta WHERE key = 'start_epoch'")
+
+    b = AgentProc(cfg, log=log)  # adopts job 1 and lets it finish
+    b.wait_for(f"adopted job {row[0]}", 30)
+    wait_rows(state, f"SELECT id FROM jobs WHERE id = {row[0]} AND state = 'done'", 1, 60)
+    write_files(data, 200, seed=2)  # new content for job 2
+    drop_caches()
+    row2 = wait_rows(state, f"SELECT id, pid FROM jobs WHERE id > {row[0]} AND state = 'running'", 1, 60)[0]
+    end = time.time() + 30
+    while not list((repo / "locks").iterdir()) and time.time() < end:  # restic has opened the repository
+        time.sleep(0.1)
+    time.sleep(1)
+    b.stop(signal.SIGKILL)
+    os.killpg(row2[1], signal.SIGKILL)  # the backup dies too: restic leaves its lock behind
+    time.sleep(1)
+    assert list((repo / "locks").iterdir()), "restic left no lock to clean up"
+
+    c = AgentProc(cfg, log=log)  # finds job 2 dead: a failure, stale locks removed; job 3 succeeds
+    c.wait_for("stale locks removed", 30)
+    wait_rows(state, f"SELECT id FROM jobs WHERE id > {row2[0]} AND state = 'done'", 1, 90)
+    assert c.stop() == 0
+    text = log.read_text()
+    print("\n" + "\n".join(ln for ln in text.splitlines() if "job" in ln or "adopted" in ln))
+    assert query(state, "SELECT value FROM meta WHERE key = 'start_epoch'") == epoch  # one clock across restarts
+    js = {j["id"]: j for j in jobs(state)}
+    assert js[row[0]]["state"] == "done" and js[row2[0]]["state"] == "failed" and "killed" in js[row2[0]]["error"]
+    listed = {s["short_id"] for s in snapshots(repo, site.pw)}
+    known = {r[0] for r in query(state, "SELECT snapshot_id FROM points WHERE volume = 'db'")}
+    assert listed == known and len(listed) == 3, (listed, known)  # the seed, job 1 (adopted), job 3
+    assert not list((repo / "locks").iterdir())
+    assert_no_leftovers("kill")
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_line_each_and_the_other_volumes_are_served(site):
+    repo = site.repo()
+    good = prepare_volume(site, "good", 40, repo)
+    t0 = time.time()
+    params = {"incremental_every_h": 6 / 3600, "incremental_at_h": ((t0 + 2.0) % 6.0) / 3600}
+    tiers = [
+        {"name": "fast", "ingest_mbps": 400, "restore_mbps": 400, "slots": 2, "restic": {"repository": str(repo), "password_file": str(site.pw)}},
+        {"name": "gone", "ingest_mbps": 400, "restore_mbps": 400, "slots": 2, "priority": 1,
+         "restic": {"repository": str(site.root / "no-such-repo"), "password_file": str(site.pw)}},
+    ]  # fmt: skip
+    vols = [
+        {"name": "good", "paths": [str(good)], "rpo": "5m", "rto": "1h"},
+        {"name": "fails", "paths": [str(good)], "rpo": "5m", "rto": "1h", "command": "sh -c 'echo disk on fire >&2; exit 3'"},
+        {"name": "nopath", "paths": [str(site.root / "no-such-folder")], "rpo": "5m", "rto": "1h"},
+    ]
+    cfg = site.config("bad", vols, tiers, policy="fixed", params=params, retry={"base": "1s", "max": "4s"})
+    state = site.root / "bad.state"
+    agent = AgentProc(cfg, log=site.root / "bad.log")
+    try:
+        agent.wait_for("fails: job", 30)
+        wait_rows(state, "SELECT id FROM jobs WHERE volume = 'good' AND state = 'done'", 1, 30)
+        with lock_exclusively(repo, site.pw):  # another restic holds an exclusive lock
+            agent.wait_for("locked exclusively", 30)
+            n_done = len(query(state, "SELECT id FROM jobs WHERE volume = 'good' AND state = 'done'"))
+        wait_rows(state, "SELECT id FROM jobs WHERE volume = 'good' AND state = 'done'", n_done + 1, 40)  # served again
+    finally:
+        assert agent.stop() == 0
+    text = agent.text()
+    lines = text.splitlines()
+    print("\n" + "\n".join(ln for ln in lines if "error" in ln or "failed" in ln)[:3000])
+    gone = [ln for ln in lines if "tiers.1 (gone)" in ln]
+    nopath = [ln for ln in lines if "volumes.2 (nopath)" in ln]
+    assert len(gone) == 1 and "does not exist" in gone[0] and "tier not used" in gone[0]
+    assert len(nopath) == 1 and "no such file or directory" in nopath[0] and "not served" in nopath[0]
+    fails = [ln for ln in lines if ln.split(" ", 1)[-1].startswith("fails: job") and "failed" in ln]
+    assert fails and all("disk on fire" in ln and "exit code 3" in ln for ln in fails)
+    locked = [ln for ln in lines if "good: job" in ln and "locked exclusively" in ln]
+    assert len(locked) >= 1
+    js = jobs(state)
+    assert not any(j["snapshot_id"] for j in js if j["state"] == "failed")  # a failed backup is no restore point
+    assert not query(state, "SELECT * FROM points WHERE volume = 'fails'")
+    fl = dict(query(state, "SELECT volume, total FROM failures"))
+    assert fl["fails"] >= 2 and fl["good"] >= 1
+    status = piop_json("agent", "status", cfg)
+    assert set(status["skipped"]) == {"tier gone", "volume nopath"}
+    advice = piop_json("agent", cfg, "--dry-run")
+    assert {r["volume"] for r in advice["volumes"]} == {"good", "fails"}
+    assert all(r["start"] is not None and r["tier"] == "fast" and r["reason"] for r in advice["volumes"]), advice
+    assert_no_leftovers("bad")
+
+
+class lock_exclusively:
+    """A real `restic prune` stopped while it holds the repository's exclusive lock."""
+
+    def __init__(self, repo: Path, pw: Path):
+        self.repo, self.pw = repo, pw
+
+    def __enter__(self):
+        env = {**os.environ, "RESTIC_PASSWORD_FILE": str(self.pw)}
+        self.p = subprocess.Popen(["sh", "-c", 'kill -STOP $$; exec restic -r "$0" prune', str(self.repo)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        locks = self.repo / "locks"
+        end = time.time() + 60
+        while not list(locks.iterdir()):
+            assert time.time() < end and self.p.poll() is None, "restic prune never took its lock"
+            os.killpg(self.p.pid, signal.SIGCONT)
+            time.sleep(0.01)
+            os.killpg(self.p.pid, signal.SIGSTOP)
+        return self
+
+    def __exit__(self, *exc):
+        os.killpg(self.p.pid, signal.SIGCONT)
+        self.p.wait(120)
+
+
+@pytest.mark.slow
+def test_without_cgroup_permission_the_agent_throttles_by_duty_cycle(tmp_path):
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(dir="/tmp", prefix="piop-agent-nobody-"))
+    try:
+        root.chmod(0o777)
+        site = Site(root)
+        repo = site.repo()
+        data = prepare_volume(site, "db", 100, repo)
+        for p in [*root.rglob("*"), root]:
+            os.chown(p, 65534, 65534)
+        t0 = time.time()
+        params = {"incremental_every_h": 60 / 3600, "incremental_at_h": ((t0 + 8.0) % 60.0) / 3600, "rate_mbps": 20.0}
+        cfg = site.config("nobody", [{"name": "db", "paths": [str(data)], "rpo": "5m", "rto": "1h"}], policy="fixed", params=params)
+        os.chown(cfg, 65534, 65534)
+        state = root / "nobody.state"
+        reads = DiskReads(site.dev)
+        reads.start()
+        agent = AgentProc(cfg, log=root / "nobody.log", user=65534, env={"RESTIC_CACHE_DIR": str(root / "cache"), "HOME": str(root)})
+        try:
+            wait_rows(state, "SELECT id FROM jobs WHERE state IN ('done', 'failed')", 1, 60)
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{agent.text()}") from None
+        finally:
+            agent.stop()
+            reads.stop()
+        text = agent.text()
+        line = next(ln for ln in text.splitlines() if "throttle:" in ln)
+        print("\n" + line)
+        assert "throttle: signals" in line and "Permission denied" in line
+        job = jobs(state)[0]
+        assert job["state"] == "done", text
+        lim = [d["limit_text"] for d in decisions(state) if d["action"] == "start"][0]
+        got = reads.mbps(job["start_t"] + 1.5, job["end_t"] - 0.5)
+        print(f"duty cycle: limit 20.0 MB/s, device reads {got:.1f} MB/s over {job['end_t'] - job['start_t'] - 2:.1f} s ({lim})")
+        assert "duty cycle" in lim
+        assert got == pytest.approx(20.0, rel=0.3)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
