@@ -62,6 +62,10 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.what} {name!r} registered twice")
         self._factories[name] = target
 
+    def unregister(self, name: str) -> None:
+        """Forget `name` (a test's temporary policy, say); unknown names are ignored."""
+        self._factories.pop(name, None)
+
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
             return

@@ -21,6 +21,7 @@ def _history_of(source, step: float, n_steps: int, start_epoch: float):
 def load_trace(path: str, family: str, step: float, tick: float | None, top: int | None, seed: int):
     """A trace's load as a history at `step` seconds, and its volume ids."""
     import workloads.traces  # noqa: F401  (registration)
+    from experiments.trace_tools import plugin_family
     from workloads.registry import TRACES
 
     p = Path(path)
@@ -30,6 +31,7 @@ def load_trace(path: str, family: str, step: float, tick: float | None, top: int
     if round(step / tick) * tick != step:
         raise UserError(f"--step ({step:g} s) must be a whole multiple of --tick ({tick:g} s)")
     params = {"top": top} if top else {}
+    family = plugin_family(p, family) or family
     try:
         src = TRACES.create(family, path=str(p), tick_s=tick, seed=seed, **params)
     except (TypeError, ValueError) as err:

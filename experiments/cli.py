@@ -117,6 +117,8 @@ def compare(
     out: Path = typer.Option(Path("results"), help="results root folder"),
     as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON on stdout"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    bound: bool = typer.Option(False, "--bound", help="add a lower bound on the impact of any RPO-meeting schedule and each policy's gap to it"),
+    bound_fulls: int = typer.Option(0, "--bound-fulls", help="completed fulls per volume the bound requires (valid when every policy takes them)"),
 ):
     """Every policy x seed of CONFIG in parallel (resumable): mean and CI per policy, paired differences."""
     from experiments.compare import compare as run_compare
@@ -139,7 +141,8 @@ def compare(
             console.print(f"[red]failed[/red] {run_id}: {err}")
 
     try:
-        comp = run_compare(cfg, out, jobs, baseline, policy, seed_list, level, force, started, finished)
+        comp = run_compare(cfg, out, jobs, baseline, policy, seed_list, level, force, started, finished,
+                           bound=bound, bound_fulls=bound_fulls)
     finally:
         if bar.live.is_started:
             bar.stop()
@@ -155,6 +158,11 @@ def compare(
         if len(comp.policies) > 1:
             rows, cols = paired_table(comp)
             print_table(rows, cols, title=f"paired by seed: policy - {comp.baseline}")
+        if comp.gaps is not None:
+            from experiments.bound.gaps import gap_rows
+
+            rows, cols = gap_rows(comp.gaps)
+            print_table(rows, cols, title="bound: policy gap = impact / bound, forecast gap = impact / oracle (per seed)")
         console.print(f"results: {out / cfg.name} (compare.json, compare.parquet)")
     if o is not None and o.failed:
         first = next(iter(o.failed.items()))

@@ -29,7 +29,7 @@ from common.errors import UserError
 from common.interrupts import Interrupted
 from common.oserrors import naming
 from experiments.config import ExperimentConfig
-from experiments.metrics import METRICS, TABLE_METRICS, WORKLOAD_METRICS, format_ci, metric, short_name, verdict
+from experiments.metrics import METRICS, TABLE_METRICS, WORKLOAD_METRICS, format_ci, metric, paired_cells, short_name
 from experiments.results import is_finished, provenance_or_none, read_summary, write_json
 from experiments.runner import RunPlan, plans, preflight, print_warning
 from experiments.sweep import SweepOutcome, run_dir, run_sweep
@@ -118,6 +118,7 @@ class Comparison:
     by_workload: pd.DataFrame  # per (workload, policy): mean, lo, hi
     outcome: SweepOutcome | None = None
     warnings: list[str] | None = None  # what the runs replay that the traces did not measure
+    gaps: pd.DataFrame | None = None  # each policy against the impact bound (`--bound`)
 
     def to_json(self) -> dict:
         def recs(df: pd.DataFrame) -> list[dict]:
@@ -138,6 +139,7 @@ class Comparison:
             "runs": recs(self.runs),
             "sweep": None if self.outcome is None else self.outcome.to_json(),
             "warnings": self.warnings or [],
+            "gaps": [] if self.gaps is None else recs(self.gaps),
         }
 
 
@@ -194,6 +196,8 @@ def compare(
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[str, str | None], None] | None = None,
     on_warning: Callable[[str], None] = print_warning,
+    bound: bool = False,
+    bound_fulls: int = 0,
 ) -> Comparison:
     """Run what is missing, then tabulate every (policy, seed) of the config.
 
@@ -232,6 +236,10 @@ def compare(
     comp = analyse(runs, work, cfg.name, baseline, level, labels)
     comp.outcome = outcome
     comp.warnings = warnings
+    if bound:
+        from experiments.bound.gaps import gap_table, seed_bounds
+
+        comp.gaps = gap_table(cfg, comp.runs, seed_bounds(cfg, comp.seeds, exp_dir, fulls=bound_fulls), level)
     write_comparison(exp_dir, comp)
     return comp
 
@@ -255,12 +263,8 @@ def paired_table(comp: Comparison, metrics: Sequence[str] | None = None) -> tupl
     for r in comp.paired.to_dict(orient="records"):
         if r["metric"] not in keys:
             continue
-        lo_hi = f"[{r['lo']:+.3g}, {r['hi']:+.3g}]" if math.isfinite(r["lo"]) else "-"
-        rows.append({
-            "policy": r["policy"], "metric": short_name(r["metric"]), "diff": f"{r['diff']:+.3g}" if math.isfinite(r["diff"]) else "-",
-            "ci": lo_hi, "rel": f"{r['rel_pct']:+.1f}%" if math.isfinite(r["rel_pct"]) else "-",
-            "p": f"{r['p']:.2g}" if math.isfinite(r["p"]) else "-", "verdict": verdict(r, metric(r["metric"])),
-        })
+        c = paired_cells(r)
+        rows.append({"policy": r["policy"], "metric": short_name(r["metric"]), **{k: c[k] for k in ("diff", "ci", "rel", "p", "verdict")}})
     cols = [("policy", "policy", "{}"), ("metric", "metric", "{}"), ("diff", "diff", "{}"), ("ci", f"{comp.level:.0%} CI", "{}"),
             ("rel", "rel.", "{}"), ("p", "p", "{}"), ("verdict", "signif.", "{}")]
     return rows, cols

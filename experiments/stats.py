@@ -59,8 +59,8 @@ def paired_p_value(diffs: Sequence[float]) -> float:
     d = d[np.isfinite(d)]
     if d.size < 2:
         return math.nan
-    if np.allclose(d, d[0]):
-        return 1.0 if d[0] == 0 else 0.0
+    if np.allclose(d, d[0]):  # no spread: the t-test is undefined, not p = 0
+        return math.nan
     return float(_st.ttest_1samp(d, 0.0).pvalue)
 
 

@@ -19,11 +19,19 @@ def open_trace(
     path: Path, family: str, tick: float | None, top, volume, months, time_scale: float, max_bad_fraction: float, no_cache: bool
 ):
     """The trace at `path` read with the command's options (family detected when 'auto')."""
-    from workloads.traces import REQUEST_FAMILIES, detect_family, make
+    from workloads.registry import TRACES
+    from workloads.traces import FAMILIES, REQUEST_FAMILIES, detect_family, make
 
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
-    fam = detect_family(path) if family == "auto" else family
+    fam = plugin_family(path, family) or (detect_family(path) if family == "auto" else family)
+    if fam not in FAMILIES:  # a family another package registers (a recorder store, an import)
+        if months:
+            raise UserError("--month applies to Bitbrains traces only")
+        plugin: dict = {"time_scale": time_scale, **({"top": top} if top is not None else {})}
+        if volume:
+            plugin["volumes"] = list(volume)
+        return TRACES.create(fam, path=str(path), tick_s=float(tick or store_interval(path)), **plugin)
     if tick is None:
         tick = DEFAULT_TICK["request" if fam in REQUEST_FAMILIES else "interval"]
     params: dict = {"time_scale": time_scale, "max_bad_fraction": max_bad_fraction, "cache": not no_cache}
@@ -36,6 +44,20 @@ def open_trace(
             raise UserError("--month applies to Bitbrains traces only")
         params["months"] = list(months)
     return make(fam, path=str(path), tick_s=float(tick), **params)
+
+
+def plugin_family(path: Path, family: str) -> str | None:
+    """'piop-store' for a `piop record` store when the family is 'auto', else None."""
+    from host.store import is_store
+
+    return "piop-store" if family == "auto" and is_store(path) else None
+
+
+def store_interval(path: Path) -> float:
+    """A store's own sampling interval (the tick it replays at), else the interval default."""
+    from host.store import check, is_store
+
+    return float(check(path).get("interval_s", DEFAULT_TICK["interval"])) if is_store(path) else DEFAULT_TICK["interval"]
 
 
 def trace_series(src, k: int = 6, max_points: int = 4000):

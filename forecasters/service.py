@@ -74,7 +74,7 @@ class RetrainPolicy:
     calib_per_bucket: int | None = None  # horizon steps kept per geometric bucket, default 8
     calib_min_samples: int | None = None  # residuals needed before a band is calibrated, default 20
     calib_label_level: float | None = None  # quantile whose path the burst labels read, default 0.5
-    calib_adapt: float | None = None  # step of each volume's level towards its missed share, default 0
+    calib_adapt: float | None = None  # step of each volume's level towards its missed share, default 0.05
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> RetrainPolicy:

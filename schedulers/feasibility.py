@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from common.units import HOUR_S, MB
+from sim.types import DEVICE_CLASSES
 
 #: a job's slot time is never less than this (a start, a snapshot and a completion take time)
 MIN_SLOT_S = 10.0
@@ -241,13 +242,13 @@ class FleetVerdict:
         }
 
     def warning(self, top: int = 5) -> str:
-        """One paragraph for the terminal; empty when every RPO can be met."""
+        """One line for the terminal (`experiments.runner.print_warning`); empty when every RPO can be met."""
         if self.feasible:
             return ""
         m = self.misses()
         worst = ", ".join(f"{k} by {h:.1f} h" for k, h in list(m.items())[:top]) + (" ..." if len(m) > top else "")
         return (
-            f"warning: the backup tiers cannot meet every RPO (EDF over {self.horizon_s / HOUR_S:g} h): "
+            f"the backup tiers cannot meet every RPO (EDF over {self.horizon_s / HOUR_S:g} h): "
             f"{len(m)} volumes miss ({worst}); {self.verdict.capacity_text()}"
         )
 
@@ -280,8 +281,6 @@ def check_jobs(volumes: Any, jobs: Any, tiers: Sequence[TierLike], max_util: flo
     incremental backups (bytes changed per second between snapshots, times the RPO), its
     source's limit from its device class. `volumes` and `jobs` are a run's frames
     (`volume`, `device`, `rpo_s`; `volume`, `kind`, `snapshot_t`, `size_bytes`)."""
-    from sim.types import DEVICE_CLASSES
-
     ids = list(volumes["volume"])
     rpo = volumes["rpo_s"].to_numpy(float)
     rate = np.array([DEVICE_CLASSES[d].max_mbps * max_util if d in DEVICE_CLASSES else np.inf for d in volumes["device"]])

@@ -179,13 +179,16 @@ def test_forecaster_pairing_follows_scheduler_declarations():
     from experiments.runner import forecaster_name, needs_future, reads_forecasts
 
     schedulers.SCHEDULERS.register("plain-test-policy")(_PlainPolicy)
-    oracle = PolicyConfig(policy="oracle")
-    assert forecaster_name(oracle) == "oracle" and reads_forecasts(oracle)  # `default_forecaster` of the class
-    assert forecaster_name(PolicyConfig(policy="oracle", forecaster="naive")) == "naive"  # the config's own wins
-    predictive = PolicyConfig(policy="predictive")
-    assert forecaster_name(predictive) is None and reads_forecasts(predictive)  # `uses_forecasts`, no pairing
-    for plain in (PolicyConfig(policy="fixed"), PolicyConfig(policy="plain-test-policy")):
-        assert forecaster_name(plain) is None and not reads_forecasts(plain)
+    try:
+        oracle = PolicyConfig(policy="oracle")
+        assert forecaster_name(oracle) == "oracle" and reads_forecasts(oracle)  # `default_forecaster` of the class
+        assert forecaster_name(PolicyConfig(policy="oracle", forecaster="naive")) == "naive"  # the config's own wins
+        predictive = PolicyConfig(policy="predictive")
+        assert forecaster_name(predictive) is None and reads_forecasts(predictive)  # `uses_forecasts`, no pairing
+        for plain in (PolicyConfig(policy="fixed"), PolicyConfig(policy="plain-test-policy")):
+            assert forecaster_name(plain) is None and not reads_forecasts(plain)
+    finally:
+        schedulers.SCHEDULERS.unregister("plain-test-policy")
     assert needs_future("oracle") and not needs_future("naive")
 
 

@@ -57,6 +57,10 @@ Caveats, stated plainly:
   in batches, so the bound is exact only when that costs nothing (e.g. one write burst);
   `brute_force` gives the exact optimum of tiny instances on a grid of rates.
 - RTO targets, retention and storage cost play no part; fulls only with `fulls`.
+
+Modules: `instance` (data from a config or arrays), `costs`, `demand`, `tangents`, `lp`,
+`relaxation` (refinement), `api` (`impact_bound`), `brute` (exact tiny optimum),
+`result`, `gaps` (the bound beside a comparison), `report` (`python -m experiments.bound`).
 """
 
 from experiments.bound.api import impact_bound, instance_bound

@@ -70,6 +70,15 @@ def volume_input(volume_id: str, dt: float, iops, mbps, writes, device: DeviceCl
     return VolumeInput(volume_id, costs, w, rho, used_bytes / MB, releases(w, max(1, rho - 1), changed), changed)
 
 
+def exact_volume_input(volume_id: str, dt: float, iops, mbps, ticks: np.ndarray, chunks: np.ndarray, device: DeviceClass, rpo_s: float,
+                       used_bytes: float, chunk_bytes: int, backup_max_util: float = 0.95, rate_cap: float = np.inf) -> VolumeInput:
+    """One volume whose written chunks are known (request-level traces): `ticks[i]` wrote chunk `chunks[i]`."""
+    costs = TickCosts.from_load(dt, iops, mbps, device.max_iops, device.max_mbps, backup_max_util, rate_cap)
+    rho = rpo_ticks(rpo_s, dt)
+    rel = releases_from_chunks(ticks, chunks, costs.n, max(1, rho - 1), chunk_bytes, used_bytes)
+    return VolumeInput(volume_id, costs, np.zeros(costs.n), rho, used_bytes / MB, rel, None)
+
+
 def changed_curves(tracker: FleetTracker, used_bytes: np.ndarray) -> list[MeanChangedBytes]:
     return [
         MeanChangedBytes(tracker.zone_n[v], tracker.zone_w[v], float(tracker.chunks_per_write[v]), float(tracker.chunk_bytes), float(used_bytes[v]))
@@ -77,7 +86,7 @@ def changed_curves(tracker: FleetTracker, used_bytes: np.ndarray) -> list[MeanCh
     ]
 
 
-def _read_load(load, n_ticks: int, n_vol: int, dt: float, chunk_bytes: int, block: int = 360):
+def load_arrays(load, n_ticks: int, n_vol: int, dt: float, chunk_bytes: int, block: int = 360):
     """Production IOPS, MB/s, write I/Os per tick `[n, V]` (float64, as the simulator casts them) and exact chunks."""
     iops = np.empty((n_ticks, n_vol))
     mbps = np.empty((n_ticks, n_vol))
@@ -106,17 +115,15 @@ def from_config(cfg: ExperimentConfig, seed: int) -> Instance:
     used = np.array([v.used_bytes for v in spec.volumes])
     tracker = FleetTracker(used, [m.working_set for m in load.volumes], np.array([m.write_io_bytes for m in load.volumes], float), spec.chunk_bytes, spec.seed)
     curves = changed_curves(tracker, used)
-    iops, mbps, writes, exact = _read_load(load, n, len(spec.volumes), dt, spec.chunk_bytes)
+    iops, mbps, writes, exact = load_arrays(load, n, len(spec.volumes), dt, spec.chunk_bytes)
     rate_cap = max(t.ingest_mbps for t in spec.tiers)
     out = []
     for i, vs in enumerate(spec.volumes):
         if i in exact:
-            costs = TickCosts.from_load(dt, iops[:, i], mbps[:, i], vs.device.max_iops, vs.device.max_mbps, spec.backup_max_util, rate_cap)
-            rho = rpo_ticks(vs.rpo_s, dt)
             t = np.concatenate([e[0] for e in exact[i]])
             c = np.concatenate([e[1] for e in exact[i]])
-            rel = releases_from_chunks(t, c, n, max(1, rho - 1), spec.chunk_bytes, vs.used_bytes)
-            out.append(VolumeInput(vs.volume_id, costs, np.zeros(n), rho, vs.used_bytes / MB, rel, None))
+            out.append(exact_volume_input(vs.volume_id, dt, iops[:, i], mbps[:, i], t, c, vs.device, vs.rpo_s, vs.used_bytes, spec.chunk_bytes,
+                                          spec.backup_max_util, rate_cap))
         else:
             out.append(volume_input(vs.volume_id, dt, iops[:, i], mbps[:, i], writes[:, i], vs.device, vs.rpo_s, vs.used_bytes,
                                     curves[i], spec.backup_max_util, rate_cap))

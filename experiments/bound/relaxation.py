@@ -1,9 +1,10 @@
 """Solve the relaxed problem: tangent minorants, the LP, and cutting-plane refinement.
 
-Start with lines of a log-spaced grid of slopes per step; after each LP, add for every
-step the line touching its cost curve at the MB the LP moved there (`touch_slope`), and
-stop when the LP's bound is within `rel_tol` of the cost of moving those MB for real
-(the tangent gap). Every LP value is a lower bound; refinement only tightens it.
+Start per step with lines from a log-spaced grid of slopes over the step's range and lines
+touching at log-spaced amounts of its capacity; after each LP, add for every step the
+line touching its cost curve at the MB the LP moved there (`touch_slope`), and stop when
+the LP's bound is within `rel_tol` of the cost of moving those MB for real (the tangent
+gap). Every LP value is a lower bound; refinement only tightens it.
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ def policy_impacts(runs: Path, seed: int) -> dict[str, float]:
     return out
 
 
-def gaps(bound: float, impacts: dict[str, float]) -> list[dict]:
-    """Rows: policy, impact, x bound (policy gap), and for forecasters x oracle (forecast gap)."""
+def gaps(bound: float, impacts: dict[str, float], bound_fulls: float | None = None) -> list[dict]:
+    """Rows: policy, impact, x bound (policy gap; also x the bound with fulls), and for predictive policies x oracle."""
     oracle = impacts.get("oracle")
     rows = []
     for name, value in impacts.items():
@@ -46,6 +46,7 @@ def gaps(bound: float, impacts: dict[str, float]) -> list[dict]:
             "policy": name,
             "impact_io_mean": value,
             "x_bound": value / bound if bound > 0 else float("inf"),
+            "x_bound_fulls": (value / bound_fulls if bound_fulls > 0 else float("inf")) if bound_fulls is not None else None,
             "x_oracle": value / oracle if oracle and name.startswith("predictive") else None,
         })
     return rows
@@ -58,11 +59,12 @@ def _print(cfg_path: str, results: list[BoundResult], rows: list[dict]) -> None:
         row = r.summary_row()
         extra = "" if r.ingest_binds is None else (
             f"  ingest binds (per volume: {r.per_volume_impact_io_mean:.6g})" if r.ingest_binds else "  ingest never binds")
-        print(f"  {row['bound']:<22} {r.impact_io_mean:.6g}  (tangent gap {r.tangent_gap:.1e}; {row['must_move_tb']:.2f} TB to move; "
+        print(f"  {row['bound']:<26} {r.impact_io_mean:.6g}  (tangent gap {r.tangent_gap:.1e}; {row['must_move_tb']:.2f} TB to move; "
               f"solved in {r.solve_s:.1f} s, LP {r.lp_s:.1f} s){extra}" + ("" if r.feasible else f"  INFEASIBLE: {r.message}"))
     for row in rows:
+        fb = f", x{row['x_bound_fulls']:.2f} the bound +fulls" if row["x_bound_fulls"] is not None else ""
         fg = f"  forecast gap x{row['x_oracle']:.3f}" if row["x_oracle"] is not None else ""
-        print(f"  {row['policy']:<22} {row['impact_io_mean']:.6g}  x{row['x_bound']:.2f} the bound{fg}")
+        print(f"  {row['policy']:<26} {row['impact_io_mean']:.6g}  x{row['x_bound']:.2f} the bound{fb}{fg}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = []
     try:
+        if args.runs is not None and not args.runs.is_dir():  # before minutes of solving
+            raise UserError(f"--runs: {args.runs}: no such folder")
         for i, path in enumerate(args.configs):
             t0 = time.perf_counter()
             cfg = load_config(path)
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             results = [instance_bound(inst, step_s=args.step_s, **v) for v in variants]
             for r in results:
                 r.build_s = build_s
-            rows = gaps(results[0].impact_io_mean, policy_impacts(args.runs, seed)) if args.runs is not None and i == 0 else []
+            fulls = results[1].impact_io_mean if len(results) > 1 else None
+            rows = gaps(results[0].impact_io_mean, policy_impacts(args.runs, seed), fulls) if args.runs is not None and i == 0 else []
             if args.json:
                 out.append({"config": path, "bounds": [r.to_dict() for r in results], "policies": rows})
             else:

@@ -14,6 +14,7 @@ from common.errors import UserError
 from common.interrupts import Interrupted
 from common.interrupts import check as check_interrupt
 from common.oserrors import naming
+from experiments.runner import preflight, print_warning
 from experiments.tune.export import export
 from experiments.tune.front import TuneOutcome, summarise_study
 from experiments.tune.objective import make_objective, run_metrics
@@ -105,7 +106,8 @@ def tune(
 
     Before any trial: the spec and its base config are validated whole (metric names
     included), the output folder and a SQLite storage's folder must be writable, and
-    trials left RUNNING by a killed process of this host are marked failed. An interrupt
+    trials left RUNNING by a killed process of this host are marked failed; what the trials
+    replay that the traces did not measure is said (stderr). An interrupt
     fails the trial in flight and says how far the study got.
     """
     if jobs < 1:
@@ -114,6 +116,8 @@ def tune(
     t = load_tuning(tune_path, **overrides)
     out_dir = t.out_dir(out_root)
     check_writable(out_dir, "tuning output folder")
+    for w in preflight(t.base):  # what every trial replays that the traces did not measure
+        print_warning(w)
     url = storage or t.spec.storage or t.default_storage(out_root)
     sqlite_file = url.split(":///", 1)[1] if url.startswith("sqlite:///") else ""
     if sqlite_file and sqlite_file != ":memory:" and Path(sqlite_file).parent.is_dir():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from experiments.metrics import metric, short_name
 from experiments.tune.front import TuneOutcome
 
 #: column-header prefixes of the tuned settings, shortened
@@ -27,7 +28,7 @@ def front_table(outcome: TuneOutcome) -> tuple[list[dict], Columns]:
         row.update({k: (("-" if v != v else f"{v:.4g}") if isinstance(v, float) else str(v)) for k, v in r.items() if k.startswith("param:")})
         rows.append(row)
     pcols = [k for k in front.columns if k.startswith("param:")] if not front.empty else []
-    cols = [("number", "trial", "{}")] + [(n, n, "{:.5g}") for n in names] + [(p, _shorten(p), "{}") for p in pcols]
+    cols = [("number", "trial", "{}")] + [(n, short_name(n), metric(n).fmt) for n in names] + [(p, _shorten(p), "{}") for p in pcols]
     return rows, cols
 
 

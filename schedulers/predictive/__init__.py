@@ -12,14 +12,21 @@
   load. Without it a greedy rule takes the latest window near the cheapest cost per GB.
 - **safety**: when no candidate is feasible the RPO wins: start now at the least harmful
   constant rate that still completes in time; when that rate is above what the threshold
-  allows the start is recorded as forced (`Start(..., forced=True)`).
+  allows the start is recorded as forced (`Start(..., forced=True)`). An empty backup
+  (nothing changed) is never forced: it renews the restore point at the latest moment.
 - **running jobs** (`control`): re-throttled at every forecast step, paused through
   predicted bursts when the slack allows, resumed after; with `nowcast`, re-throttled at
   the tick observed load passes the forecast.
 - **what** (`kinds`): incremental by default; differential or full when the RTO estimate
   or the differential's size asks for it, or a full every `full_every_h` hours.
 - **where** (`placement`): tiers scored by cost, priority, contention, RTO pressure and
-  urgency; a fleet-wide slot check starts backups early when tiers would be crowded.
+  urgency; never a queue that would hold the job past its slack.
+- **RPO first** (`fleet`): every round places every volume's next restore point on the
+  tiers' slots and ingest earliest-deadline-first (`schedulers.feasibility`): the most
+  urgent volumes take the free slots; fulls due by the calendar and other work the RPO
+  does not need start only where the schedule keeps every deadline; when no schedule can,
+  the reasons and `summary()["saturation"]` say who misses, by how much and what capacity
+  would suffice.
 
 Without a forecast (early in a run, or no forecaster configured) it plans on a flat
 forecast of the recently observed load (an EWMA) and says so in its reasons (`reasons`).

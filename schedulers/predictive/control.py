@@ -4,7 +4,8 @@ At every forecast step each running job gets the rate the upper forecast allows 
 the threshold, but never less than its remaining bytes need to meet the deadline (nor
 more than the device headroom the run allows, `ctx.backup_max_util`). Through a predicted
 burst (`LoadLabel.BURST`, or a step with no headroom at all) a job pauses when that
-spares production anything (the burst's threshold rate is well under the rate after it)
+spares production something (each byte moved in the burst slows more production I/O than
+one moved after it), the fleet's tiers have slots to spare (a paused job holds its slot)
 and the slack allows it: the forecast's threshold rates from the burst's end to the
 deadline still move the job's remaining bytes (stretched by `duration_safety`). A pause
 judged on the first step after the burst alone would let a long job pause into a
@@ -68,27 +69,32 @@ def _targets(p: PredictiveParams, fr: Frame, active: np.ndarray) -> _Targets:
     return _Targets(active, up, max_iops, max_mbps, r_imp, need, target, left, remaining, run_len, seen, latest_end)
 
 
-def _bytes_until(fr: Frame, v: int, max_iops: float, max_mbps: float, step0: int, until_t: float) -> float:
-    """Bytes a job of volume `v` moves at the forecast's threshold rates from the start of step
-    `step0` until `until_t` (beyond the horizon the last step's rate holds)."""
+def _after_burst(p: PredictiveParams, fr: Frame, v: int, max_iops: float, max_mbps: float, step0: int, until_t: float, nbytes: float) -> tuple[float, float]:
+    """A job of volume `v` going on at the forecast's threshold rates from the start of step
+    `step0` (beyond the horizon the last step holds): (the bytes it moves by `until_t`; the most
+    production I/O per MB moved among the steps that move its remaining `nbytes`)."""
     fc = fr.fc
     step = float(fc.step_s)
     t0 = fc.origin_t + step0 * step
-    if until_t <= t0:
-        return 0.0
-    up = np.nan_to_num(np.asarray(fc.upper)[v, min(step0, fr.h - 1) : fr.h])
+    s0 = min(step0, fr.h - 1)
+    up = np.nan_to_num(np.asarray(fc.upper)[v, s0 : fr.h])
     r = np.asarray(rate_for_impact(up[:, 0], up[:, 1], max_iops, max_mbps, fr.threshold), float)
-    n = (until_t - t0) / step
-    whole = int(min(n, r.size))
-    moved = float(r[:whole].sum()) * step
-    rest = n - whole
-    if rest > 0:
-        moved += float(r[whole] if whole < r.size else r[-1]) * step * rest
-    return moved * MB
+    io = np.nan_to_num(np.asarray(fc.mean)[v, s0 : fr.h, 0])
+    n = max(0.0, (until_t - t0) / step)
+    k = int(np.ceil(n))
+    if k > r.size:  # hold the last step
+        r, io = np.concatenate([r, np.repeat(r[-1:], k - r.size)]), np.concatenate([io, np.repeat(io[-1:], k - io.size)])
+    per_step = r * step * MB
+    moved = float(per_step[: int(n)].sum()) + (float(per_step[int(n)]) * (n - int(n)) if int(n) < per_step.size else 0.0)
+    cum = np.cumsum(per_step)
+    e = int(min(np.searchsorted(cum, nbytes), per_step.size - 1)) if per_step.size else 0
+    worst = float(np.max(io[: e + 1] / np.maximum(r[: e + 1], p.min_rate_mbps))) if per_step.size else 0.0
+    return moved, worst
 
 
-def control(p: PredictiveParams, fr: Frame, desc: str, vols: np.ndarray | None = None) -> list[Action]:
-    """Re-throttle, pause and resume jobs (all active ones, or those of `vols`) for the current forecast step."""
+def control(p: PredictiveParams, fr: Frame, desc: str, vols: np.ndarray | None = None, tight: bool = False) -> list[Action]:
+    """Re-throttle, pause and resume jobs (all active ones, or those of `vols`) for the current forecast step;
+    `tight`: the fleet's tiers have no capacity to spare (a paused job holds its slot: none pauses)."""
     ctx, fc = fr.ctx, fr.fc
     active = np.flatnonzero((ctx.job_state == _RUNNING) | (ctx.job_state == _PAUSED))
     if vols is not None:
@@ -103,17 +109,17 @@ def control(p: PredictiveParams, fr: Frame, desc: str, vols: np.ndarray | None =
     for j, v in enumerate(active.tolist()):
         st = int(state[j])
         burst_s = g.run_len[j] * fc.step_s
-        # a pause must spare production something: the rate after the burst is well above the burst's
-        after = int(min(fr.i0 + g.run_len[j], fr.h - 1))
-        r_after = float(rate_for_impact(fc.upper[v, after, 0], fc.upper[v, after, 1], g.max_iops[j], g.max_mbps[j], thr))
-        worth = g.r_imp[j] < p.min_rate_mbps or g.r_imp[j] < (1.0 - p.rethrottle_tol) * r_after
-        # and the slack must allow it: the threshold rates from the burst's end to the deadline move the rest
-        can_wait = (
-            g.run_len[j] > 0
-            and _bytes_until(fr, v, g.max_iops[j], g.max_mbps[j], fr.i0 + int(g.run_len[j]), float(g.latest_end[j]))
-            >= g.remaining[j] * p.duration_safety
-        )
-        if p.pause_bursts and g.run_len[j] > 0 and burst_s <= p.pause_max_h * HOUR_S and worth and can_wait:
+        worth = can_wait = False
+        if g.run_len[j] > 0:
+            rest = g.remaining[j] * p.duration_safety
+            moved, worst = _after_burst(p, fr, v, g.max_iops[j], g.max_mbps[j], fr.i0 + int(g.run_len[j]), float(g.latest_end[j]), rest)
+            # a pause must spare production something: each MB moved in the burst slows more production
+            # I/O than one moved in any step the rest of the job would then run in
+            io_now = float(np.nan_to_num(fc.mean[v, fr.i0, 0]))
+            worth = g.r_imp[j] < p.min_rate_mbps or io_now / g.r_imp[j] > (1.0 + p.rethrottle_tol) * worst
+            # and the slack must allow it: the threshold rates from the burst's end to the deadline move the rest
+            can_wait = moved >= rest
+        if p.pause_bursts and not tight and g.run_len[j] > 0 and burst_s <= p.pause_max_h * HOUR_S and worth and can_wait:
             if st in (_RUNNING, _QUEUED):
                 out.append(Pause(v, reason=reasons.pause(bool(g.seen[j]), burst_s, g.up[j, 0], g.up[j, 1], g.r_imp[j], desc)))
             continue

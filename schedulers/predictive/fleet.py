@@ -57,9 +57,9 @@ class FleetState:
     planned: Verdict  # at the rates the plan would use, due the margin before the RPO
     fastest: Verdict  # at the fastest rates the sources allow, due at the RPO
     tight: bool  # the planned schedule misses a deadline: no capacity for optional work
-    saturated: bool  # even the fastest misses: no schedule meets every RPO
+    saturated: bool  # even the fastest misses for want of tier capacity: no schedule meets every RPO
     urgent_why: str
-    note: str  # the saturation facts for reasons ('' when not saturated)
+    note: str  # who no schedule keeps within the RPO, and why, for reasons ('' when every RPO can be met)
     source_limited: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]  # volumes too slow alone
 
     def admits(self, slot_s: float, nbytes: float, rate_mbps: float) -> bool:
@@ -93,17 +93,17 @@ class SaturationLog:
 
     def note(self, st: FleetState) -> None:
         self.tight_rounds += int(st.tight)
+        v = st.fastest
+        for k, s in v.misses(_TOL_S).items():
+            self.worst[k] = max(self.worst.get(k, 0.0), s)
+        self.source.update(int(x) for x in st.source_limited)
         if not st.saturated:
             return
-        v = st.fastest
         if self.first_t is None:
             self.first_t = st.t
             self.onset = (v.need_slots, v.need_mbps)
         self.rounds += 1
         self.last_t = st.t
-        for k, s in v.misses(_TOL_S).items():
-            self.worst[k] = max(self.worst.get(k, 0.0), s)
-        self.source.update(int(x) for x in st.source_limited)
         self.peak = (max(self.peak[0], v.need_slots), max(self.peak[1], v.need_mbps))
 
     def _tiers(self, need: tuple[float, float]) -> dict[str, Any]:
@@ -184,7 +184,8 @@ class FleetEDF:
         held = Jobs(active, d[active], remaining, np.zeros(active.size))
         # the backups after each volume's next (or running) one, one per RPO period
         period = np.maximum(rpo - margin, HOUR_S / 6)
-        first_next = np.where(np.isin(np.arange(rpo.size), active), self.started_t + rpo - margin - t, d + period)
+        started = np.where(np.isfinite(self.started_t), self.started_t, t)  # (a job this policy did not start: now)
+        first_next = np.where(np.isin(np.arange(rpo.size), active), started + rpo - margin - t, d + period)
         rest = [periodic_jobs(demand.period_bytes, period, r, horizon, np.maximum(first_next, 0.0)) for r in (rate_plan, rate_fast)]
         verdicts = []
         for k, rate in enumerate((rate_plan, rate_fast)):
@@ -207,8 +208,9 @@ class FleetEDF:
             urgent &= state == _NONE
             need = float(np.cumsum(planned.jobs.slot_s[planned.order])[k])
             why = reasons.edf_urgent(int(k + 1), float(planned.due_s[k]), need, need + float(planned.slot_room[k]), self.pool.total_slots)
-        saturated = bool((fastest.late_s > _TOL_S).any())  # the tiers' doing, a source too slow, or overdue already
-        note = reasons.saturated(self._misses(fastest), fastest.capacity_text()) if saturated else ""
+        saturated = bool(_over(fastest).any())  # the tiers' doing
+        misses = self._misses(fastest)  # ... or a source too slow, or a deadline already passed
+        note = reasons.saturated(misses, fastest.capacity_text(), saturated) if misses else ""
         alone = waiting[(d[waiting] > 0) & (demand.next_bytes[waiting] / (rate_src[waiting] * MB) > d[waiting] + margin[waiting] + _TOL_S)]
         st = FleetState(t, deadline, urgent, planned, fastest, bool(over_p.any()), saturated, why, note, alone)
         self.log.note(st)

@@ -39,7 +39,8 @@ class PredictiveParams:
         deadline_margin_s: ...and at least this many seconds before it. Default 600.
         duration_safety: planned job durations are stretched by this factor. Default 1.5.
         quiet_ratio: extra backup when the job now costs (per GB) at most this x the horizon's
-            median; 0 = off (the lookahead adds quiet-period backups where they pay). Default 0.0.
+            median; 0 = only where it costs nothing (the lookahead adds quiet-period backups where
+            they pay). Default 0.0.
         quiet_min_interval_frac: quiet-period extra backups at most every this x RPO. Default 0.25.
         sustained_penalty: extra cost weight of steps labelled sustained load. Default 0.5.
         size_margin: planned sizes are CBT's dirty bytes (+ predicted growth) x (1 + this). Default 0.1.

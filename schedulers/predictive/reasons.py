@@ -60,10 +60,12 @@ def edf_urgent(count: int, until_s: float, need_s: float, avail_s: float, slots_
     )
 
 
-def saturated(misses: list[tuple[str, float]], capacity: str, top: int = 3) -> str:
-    """The saturation facts: no schedule meets every RPO; who misses, by how much, what would suffice."""
+def saturated(misses: list[tuple[str, float]], capacity: str, tiers_short: bool, top: int = 3) -> str:
+    """No schedule meets every RPO: who misses, by how much, and what would suffice (when the tiers are short)."""
     worst = ", ".join(f"{v} by {s / HOUR_S:.1f} h" for v, s in misses[:top]) + (" ..." if len(misses) > top else "")
-    return f"tiers saturated: no schedule meets every RPO, {len(misses)} volumes miss ({worst}); {capacity}"
+    if tiers_short:
+        return f"tiers saturated: no schedule meets every RPO, {len(misses)} volumes miss ({worst}); {capacity}"
+    return f"no schedule meets every RPO: {len(misses)} volumes miss ({worst}), their sources too slow or their deadlines past"
 
 
 def mbps(x: float) -> str:

@@ -95,6 +95,7 @@ class PredictiveScheduler(BaseScheduler):
         self._tiers = TierTable(ctx, p)
         self._fleet = FleetEDF(ctx, p)
         self._pending = np.zeros(n, bool)  # urgent volumes waiting for a tier slot
+        self._tight = False  # the last round found the fleet's EDF schedule short of capacity
         self._why = np.zeros(n, np.int8)  # why a volume's kind changed this round: 1 incremental first
         vt = ctx.volumes
         self._vmax = (vt.max_iops.astype(float), vt.max_mbps.astype(float))
@@ -161,7 +162,7 @@ class PredictiveScheduler(BaseScheduler):
         return actions
 
     def _control(self, fr: Frame, vols: np.ndarray | None = None) -> list[Action]:
-        out = control(self.params, fr, reasons.forecast(fr.fc, fr.flat), vols)
+        out = control(self.params, fr, reasons.forecast(fr.fc, fr.flat), vols, self._tight)
         for a in out:
             self._counts["throttles" if isinstance(a, Throttle) else "pauses" if isinstance(a, Pause) else "resumes"] += 1
         return out
@@ -211,6 +212,7 @@ class PredictiveScheduler(BaseScheduler):
         self._kinds.observe(ctx)
         view = self._assess(fr, incr_all, diff_all)
         self._pending[:] = view.urgent
+        self._tight = view.tight
         incr, diff = incr_all[vols], diff_all[vols]
         ch = self._kinds.choose(p, ctx, vols, incr, diff, self._tiers.bulk_restore, tight=view.tight)
         used = ctx.volumes.used_bytes[vols]
@@ -219,9 +221,10 @@ class PredictiveScheduler(BaseScheduler):
         share = np.full(vols.size, self._tiers.start_share(load))
         kappa, alpha = self._growth.law(vols, incr)
         plan = plan_windows(p, fr, vols, sizes, np.where(ch.kind == FULL, 0.0, kappa), share, alpha, self._growth.io_since)
+        self._why[vols] = 0
+        self._first = np.zeros(vols.size, bool)  # an incremental now, so the full that is due fits after it
         if ch.soft_full.any():
             self._soft_fulls(fr, vols, used, share, alpha, plan, ch, sizes, view, load)
-        self._why[vols] = 0
         self._incremental_first(fr, vols, incr, share, kappa, alpha, plan, ch, sizes)
         self._wake[vols] = plan.wake_t
         go, urgent = self._dispatch(fr, view, vols, plan, sizes, ch, load.full_room())
@@ -293,11 +296,22 @@ class PredictiveScheduler(BaseScheduler):
         fplan = plan_windows(
             p, fr, vols[sel], used[sel], np.zeros(sel.size), share[sel], alpha[sel], self._growth.io_since, greedy=True, gate=early, tail_s=tail
         )
-        take = fplan.feasible_any & (load.full_room() > 0)
+        room = load.full_room() > 0
+        take = fplan.feasible_any & room
         for q in np.flatnonzero(take).tolist():
             rate = float(max(fplan.rate_now[q], p.min_rate_mbps))
             take[q] = view.admits(float(fplan.slot_s[q]), float(used[sel[q]]), rate) if fplan.start_now[q] else not view.tight
         ch.deferred[sel[fplan.feasible_any & ~take]] = True
+        # a full whose window is now, but which only a fresh restore point leaves time for: an incremental first
+        late = np.flatnonzero(~fplan.feasible_any & (ctx.rp_age_s[vols[sel]] >= 2 * ctx.tick_s))
+        if late.size and room and not view.tight:
+            fresh = plan_windows(
+                p, fr, vols[sel[late]], used[sel[late]], np.zeros(late.size), share[sel[late]], alpha[sel[late]], self._growth.io_since,
+                greedy=True, gate=early[late], tail_s=tail[late], snap_t=np.full(late.size, ctx.t),
+            )
+            first = sel[late[fresh.start_now & fresh.feasible_any]]
+            plan.start_now[first] = True
+            self._first[first] = True
         ch.soft_full[sel[~take]] = False  # the usual kind, for now
         self._fleet.log.counts["fulls_deferred"] += int(np.sum(fplan.feasible_any & ~take))
         if take.any():
@@ -315,6 +329,8 @@ class PredictiveScheduler(BaseScheduler):
         rpo = ctx.volumes.rpo_s[vols]
         chain = np.isfinite(ctx.rto_estimate_s[vols]) & np.isfinite(ctx.last_full_t[vols])
         fits_fresh = np.isfinite(plan.dur_now) & (plan.dur_now * p.duration_safety <= rpo - p.margin(rpo))
+        self._why[vols[self._first]] = 1
+        self._fleet.log.counts["incremental_first"] += int(self._first.sum())
         cand = np.flatnonzero((ch.kind != INCR) & ~plan.feasible_any & chain & fits_fresh & (ctx.rp_age_s[vols] >= 2 * ctx.tick_s))
         if cand.size == 0:
             return
@@ -376,12 +392,12 @@ class PredictiveScheduler(BaseScheduler):
 
     def _head(self, fr: Frame, plan: Plan, j: int, v: int, urgent: bool, view: FleetState) -> tuple[str, str]:
         """(the rule that chose a non-forced start, in words; its counter)."""
+        if self._why[v] == 1:
+            return reasons.incremental_first("full or differential"), "starts_incremental_first"
         if plan.empty[j]:
             return reasons.empty(float(fr.ctx.rp_age_s[v])), "starts_empty"
         if plan.late[j] or plan.forced[j]:  # (forced, but the rate it gets keeps the impact under the threshold)
             return reasons.late(plan.need_rate[j]), "starts_late"
-        if self._why[v] == 1:
-            return reasons.incremental_first("full or differential"), "starts_incremental_first"
         if urgent and not plan.start_now[j]:
             return view.urgent_why, "starts_rpo_first"
         if plan.quiet[j]:

@@ -166,12 +166,13 @@ def _steps(p: PredictiveParams, fr: Frame, vols: np.ndarray, tier_share: np.ndar
     return _Steps(m, step, frac0, s_t, max_iops, max_mbps, up_i, up_m, mu_i, mu_m, r, bb, cc, bcum, ccum, b_start, c_start, io_step, io_cum)
 
 
-def _jobs(p: PredictiveParams, fr: Frame, st: _Steps, vols: np.ndarray, size0, growth, alpha, w0, tail_s=None) -> _Jobs:
+def _jobs(p: PredictiveParams, fr: Frame, st: _Steps, vols: np.ndarray, size0, growth, alpha, w0, tail_s=None, snap_t=None) -> _Jobs:
     """Where a job of `size0` bytes (+ growth by the law `growth` x io ** `alpha`) started at each candidate ends, and what it costs.
 
     An empty job (nothing changed, none predicted) completes as it starts, at no cost, whatever
     the load. `tail_s`: time the volume's next backup needs after this one (a long job must
-    leave it room before its own restore point's deadline)."""
+    leave it room before its own restore point's deadline); `snap_t`: the newest snapshot to
+    plan from (default the volumes' own)."""
     ctx, fc = fr.ctx, fr.fc
     a = alpha[:, None]
     size = (size0[:, None] + growth[:, None] * ((w0 + st.io_cum) ** a - w0**a)) * (1.0 + p.size_margin)
@@ -187,21 +188,18 @@ def _jobs(p: PredictiveParams, fr: Frame, st: _Steps, vols: np.ndarray, size0, g
     frac = np.where(ok & (bk > 0), (target - base) / np.where(bk > 0, bk, 1.0), 0.0)
     end_t = np.where(ok, fc.origin_t + (fr.i0 + kk + frac) * st.step, np.inf)
     job_cost = np.where(ok, np.take_along_axis(st.ccum, kk, 1) + np.take_along_axis(st.cc, kk, 1) * frac - st.c_start, np.inf)
-    ok = ok | empty
-    end_t = np.where(empty, st.s_t[None, :], end_t)
-    job_cost = np.where(empty, 0.0, job_cost)
-    dur = np.maximum(end_t - st.s_t[None, :], 0.0)
+    ok, job_cost = ok | empty, np.where(empty, 0.0, job_cost)
+    dur = np.where(empty, 0.0, np.maximum(end_t - st.s_t[None, :], 0.0))
     rpo = ctx.volumes.rpo_s[vols]
-    deadline = ctx.last_snapshot_t[vols] + rpo
+    deadline = (ctx.last_snapshot_t[vols] if snap_t is None else snap_t) + rpo
     margin = p.margin(rpo)
     latest_end = deadline - margin
     feasible = ok & (st.s_t[None, :] + dur * p.duration_safety <= latest_end[:, None])
     if tail_s is not None:
         feasible &= dur * p.duration_safety + tail_s[:, None] <= (rpo - margin)[:, None]
     any_f = feasible.any(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cpb = np.where(ok, np.where(empty, 0.0, job_cost / np.where(empty, 1.0, size / GB)), np.nan)  # cost per GB of a job starting there
     with np.errstate(all="ignore"):
+        cpb = np.where(ok, np.where(empty, 0.0, job_cost / np.where(empty, 1.0, size / GB)), np.nan)  # cost per GB of a job starting there
         med = np.nanmedian(np.where(np.isnan(cpb).all(axis=1, keepdims=True), 0.0, cpb), axis=1)
     cpb = np.where(ok, cpb, np.inf)
     overhead = p.job_overhead_gb * np.where(ok, cpb, 0.0)
@@ -249,17 +247,19 @@ def _choose_greedy(p: PredictiveParams, st: _Steps, jb: _Jobs):
 def plan_windows(
     p: PredictiveParams, fr: Frame, vols: np.ndarray, size0: np.ndarray, growth: np.ndarray, tier_share: np.ndarray, alpha: np.ndarray,
     io_since: np.ndarray, greedy: bool = False, gate: np.ndarray | None = None, tail_s: np.ndarray | None = None,
+    snap_t: np.ndarray | None = None,
 ) -> Plan:
     """Window planning for idle volumes `vols` with job sizes `size0` (bytes if started now).
 
     `growth` and `alpha` are the volumes' growth laws, `io_since` the production I/O since
     each volume's snapshot (all volumes). `greedy` plans one job (fulls); `gate` marks
     volumes that may only use quiet windows (cost per GB at most `full_quiet_ratio` x the
-    horizon median: an early full); `tail_s` the time each volume's next backup needs after this one.
+    horizon median: an early full); `tail_s` the time each volume's next backup needs after this one;
+    `snap_t` plans from these snapshots instead (a fresh restore point: what if one were taken now).
     """
     st = _steps(p, fr, vols, tier_share)
     w0 = io_since[vols][:, None]
-    jb = _jobs(p, fr, st, vols, size0, growth, alpha, w0, tail_s)
+    jb = _jobs(p, fr, st, vols, size0, growth, alpha, w0, tail_s, snap_t)
     if gate is not None and gate.any():
         jb.feasible = jb.feasible & ~(gate[:, None] & ~(jb.cpb <= p.full_quiet_ratio * jb.med[:, None]))
         jb.any_f = jb.feasible.any(axis=1)
@@ -276,7 +276,8 @@ def _finish(p: PredictiveParams, fr: Frame, st: _Steps, jb: _Jobs, vols, tier_sh
     """The plan from the chosen first starts `best`: start now, forced, late, quiet, rates, slot time."""
     t, m, any_f = fr.ctx.t, st.m, jb.any_f
     age = fr.ctx.rp_age_s[vols]
-    quiet = (p.quiet_ratio > 0) & jb.feasible[:, 0] & (jb.cpb[:, 0] <= p.quiet_ratio * jb.med) & (age >= p.quiet_min_interval_frac * jb.rpo) & (m > 1) & (best != 0)
+    # (an empty backup costs nothing at any time: no window is quieter for it than the last one)
+    quiet = (jb.size[:, 0] > 0) & jb.feasible[:, 0] & (jb.cpb[:, 0] <= p.quiet_ratio * jb.med) & (age >= p.quiet_min_interval_frac * jb.rpo) & (m > 1) & (best != 0)
     start_now = (any_f & (best == 0)) | quiet
     forced = ~any_f
     step_next = fr.fc.origin_t + (fr.i0 + 1) * st.step
@@ -291,7 +292,7 @@ def _finish(p: PredictiveParams, fr: Frame, st: _Steps, jb: _Jobs, vols, tier_sh
     rate_thr = rate_for_impact(st.up_i[:, 0], st.up_m[:, 0], max_iops, max_mbps, fr.threshold / p.impact_target)
     empty = jb.size[:, 0] <= 0.0
     forced = forced & (need > rate_thr) & (max_rate > rate_thr) & ~empty
-    # the latest feasible start and the slot time its job needs (tier contention check)
+    # the latest feasible start and the slot time its job needs (for the fleet's EDF view)
     last = np.where(any_f, m - 1 - np.argmax(jb.feasible[:, ::-1], axis=1), 0)
     dur = jb.dur
     slot_s = np.take_along_axis(dur, last[:, None], 1)[:, 0]
