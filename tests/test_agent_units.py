@@ -3,6 +3,7 @@ the EDF check, processes and adapters. No root needed; real files, real processe
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -90,6 +91,20 @@ def test_malformed_yaml_and_a_missing_file_are_one_line(tmp_path):
     bad.write_text("period: 10s\nperiod: 20s\n")
     assert_one_line_error(agent_cli("status", bad), "line 2", "duplicate key 'period'")
     assert_one_line_error(agent_cli(tmp_path / "none.yaml"), "none.yaml", "no such file")
+
+
+def test_a_dry_run_advises_without_writing_anything(tmp_path):
+    from host.blockdev import device_of_path
+
+    if not Path("/proc/diskstats").exists() or device_of_path(tmp_path)[0] is None:
+        pytest.skip("needs Linux and a folder on a block device")
+    out = agent_cli(write_config(tmp_path, policy="fixed", params={"incremental_every_h": 1.0}), "--dry-run", "--json")
+    assert out.returncode == 0, out.stderr
+    advice = json.loads(out.stdout)
+    (row,) = advice["volumes"]
+    assert row["volume"] == "v" and row["tier"] == "t" and row["kind"] in ("full", "incremental") and row["reason"]
+    assert row["start"] is not None and row["in_s"] <= 3600.0
+    assert not (tmp_path / "agent.state").exists()
 
 
 def test_status_before_any_run_says_so(tmp_path):

@@ -72,7 +72,7 @@ class Agent:
         else:
             self.state = AgentState.open(L.state_dir, cfg.name)
             self.start_epoch = self.state.start_epoch()
-        s = self.host = resolve_host(L, self.log)
+        s = self.host = resolve_host(L, self.log, create=not self.dry_run)
         n = len(s.vols)
         self.names = [v.name for v in s.vols]
         self.mech, pr = probe(cfg.throttle, cfg.name, s.throttle_devs[0]) if not self.dry_run else (Mechanism(cfg.name), None)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common.errors import UserError
 from host import blockdev, diskstats
-from host.agent.adapters import Adapter, CommandAdapter, for_tier
+from host.agent.adapters import Adapter, CommandAdapter, ResticAdapter, for_tier
 from host.agent.config import Loaded
 from sim.types import DeviceClass
 
@@ -74,8 +74,9 @@ def _volume(loaded: Loaded, i: int, known: dict) -> tuple[tuple[str, ...], str, 
     return paths, dev, disk_dev(dev), own
 
 
-def resolve_host(loaded: Loaded, log, check_tiers: bool = True) -> Served:
-    """Check every volume and tier against this host; log one line per one that cannot be served."""
+def resolve_host(loaded: Loaded, log, create: bool = True) -> Served:
+    """Check every volume and tier against this host; log one line per one that cannot be served.
+    `create=False` (a dry run) creates nothing, not even a repository the config would `init`."""
     s = Served()
     cfg = loaded.cfg
     for j, t in enumerate(cfg.tiers):
@@ -84,7 +85,9 @@ def resolve_host(loaded: Loaded, log, check_tiers: bool = True) -> Served:
         except ValueError as err:
             why = str(err)
         else:
-            why = a.check() if check_tiers else None
+            if not create and isinstance(a, ResticAdapter):
+                a.init = False
+            why = a.check()
         if why:
             s.skipped[f"tier {t.name}"] = why
             log(f"error: {loaded.path}: tiers.{j} ({t.name}): {why}; tier not used")

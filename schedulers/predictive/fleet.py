@@ -206,8 +206,12 @@ class FleetEDF:
             nxt_jobs = first[(first >= active.size) & (first < active.size + waiting.size)]
             urgent[planned.jobs.owner[nxt_jobs]] = True
             urgent &= state == _NONE
-            need = float(np.cumsum(planned.jobs.slot_s[planned.order])[k])
-            why = reasons.edf_urgent(int(k + 1), float(planned.due_s[k]), need, need + float(planned.slot_room[k]), self.pool.total_slots)
+            if planned.slot_room[k] < 0:  # the slots ran short by then (else the ingest)
+                need = float(np.cumsum(planned.jobs.slot_s[planned.order])[k])
+                why = reasons.edf_urgent(int(k + 1), float(planned.due_s[k]), need / HOUR_S, (need + float(planned.slot_room[k])) / HOUR_S, "slot-hours")
+            else:
+                need = float(np.cumsum(planned.jobs.bytes[planned.order])[k])
+                why = reasons.edf_urgent(int(k + 1), float(planned.due_s[k]), need / 1e12, (need + float(planned.byte_room[k])) / 1e12, "TB of ingest")
         saturated = bool(_over(fastest).any())  # the tiers' doing
         misses = self._misses(fastest)  # ... or a source too slow, or a deadline already passed
         note = reasons.saturated(misses, fastest.capacity_text(), saturated) if misses else ""

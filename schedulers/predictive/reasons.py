@@ -52,11 +52,12 @@ def chosen_tier(name: str, urgency: float, rto_pressure: np.ndarray, k: int, fre
     return f"tier {name} ({', '.join(parts)})"
 
 
-def edf_urgent(count: int, until_s: float, need_s: float, avail_s: float, slots_total: float) -> str:
-    """Why a volume starts before its plan would: the fleet's earliest-deadline-first schedule."""
+def edf_urgent(count: int, until_s: float, need: float, avail: float, unit: str) -> str:
+    """Why a volume starts before its plan would: the fleet's earliest-deadline-first schedule
+    (`need` of the resource in `unit` that ran short by then, `avail` of it)."""
     return (
         f"RPO first (earliest deadline first over the tiers): {count} backups due by +{until_s / HOUR_S:.1f} h need "
-        f"{need_s / HOUR_S:.1f} slot-hours, {max(avail_s, 0.0) / HOUR_S:.1f} available in {slots_total:g} slots: start now, in deadline order"
+        f"{need:.3g} {unit}, {max(avail, 0.0):.3g} available at the planned rates: start now, in deadline order"
     )
 
 

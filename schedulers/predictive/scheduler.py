@@ -364,7 +364,7 @@ class PredictiveScheduler(BaseScheduler):
             rate = float(np.clip(max(plan.need_rate[j], plan.rate_now[j], lo), lo, max(plan.max_rate[j], lo)))
         else:
             rate = float(max(plan.rate_now[j], lo))
-            if plan.late[j]:
+            if plan.late[j] or (urgent and not plan.start_now[j]):  # (an urgent start must not crawl in a blocked step)
                 rate = float(min(max(plan.need_rate[j], rate), max(plan.max_rate[j], lo)))
         up = plan.up_now[j]
         facts = reasons.StartFacts(
