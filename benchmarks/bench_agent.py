@@ -63,11 +63,18 @@ def config(root: Path, volumes: int, store: Path, forecaster: str) -> Path:
             (d / f"f{j}").write_bytes(b"x" * 65536)
         vols.append({"name": f"vol{i}", "paths": [str(d)], "kind": "database", "rpo": "4h", "rto": "8h"})
     cfg = {
-        "name": "bench", "state": str(root / "state"), "period": "10s", "history_step": "5m", "horizon": "6h",
-        "policy": "predictive", "forecaster": forecaster, "history": {"store": str(store)}, "metrics": {"port": 0},
+        "name": "bench",
+        "state": str(root / "state"),
+        "period": "10s",
+        "history_step": "5m",
+        "horizon": "6h",
+        "policy": "predictive",
+        "forecaster": forecaster,
+        "history": {"store": str(store)},
+        "metrics": {"port": 0},
         "tiers": [{"name": "t", "ingest_mbps": 500, "restore_mbps": 500, "slots": 4, "command": "true {path}"}],
         "volumes": vols,
-    }  # fmt: skip
+    }
     path = root / "agent.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -97,13 +104,23 @@ def measure_agent(root: Path, volumes: int, seconds: float) -> dict:
     loop_pct = 100.0 * cpu / wall
     with_updates = 100.0 * (cpu + max(0.0, wall / 300.0 - steps_seen) * update_cpu) / wall
     return {
-        "device": dev, "volumes": volumes, "period_s": 10.0, "wall_s": round(wall, 1), "periods": agent.periods,
-        "cpu_s": round(cpu, 3), "cpu_pct_of_core": round(loop_pct, 3), "cpu_pct_with_forecast_updates": round(with_updates, 3),
-        "cpu_ms_per_period": round(1e3 * cpu / max(agent.periods, 1), 2), "forecast_update_cpu_ms": round(1e3 * update_cpu, 2),
-        "decide_ms_per_period": round(1e3 * agent.decide_s / max(agent.periods, 1), 3), "scan_s": round(agent.estimator.scan_s, 3),
-        "history_steps": int(hist.n_steps), "prior_steps": int(agent.prior.n_steps if agent.prior is not None else 0),
-        "forecast_model": agent.forecast.model if agent.forecast is not None else None, "startup": {k: round(v, 2) for k, v in startup.items()},
-    }  # fmt: skip
+        "device": dev,
+        "volumes": volumes,
+        "period_s": 10.0,
+        "wall_s": round(wall, 1),
+        "periods": agent.periods,
+        "cpu_s": round(cpu, 3),
+        "cpu_pct_of_core": round(loop_pct, 3),
+        "cpu_pct_with_forecast_updates": round(with_updates, 3),
+        "cpu_ms_per_period": round(1e3 * cpu / max(agent.periods, 1), 2),
+        "forecast_update_cpu_ms": round(1e3 * update_cpu, 2),
+        "decide_ms_per_period": round(1e3 * agent.decide_s / max(agent.periods, 1), 3),
+        "scan_s": round(agent.estimator.scan_s, 3),
+        "history_steps": int(hist.n_steps),
+        "prior_steps": int(agent.prior.n_steps if agent.prior is not None else 0),
+        "forecast_model": agent.forecast.model if agent.forecast is not None else None,
+        "startup": {k: round(v, 2) for k, v in startup.items()},
+    }
 
 
 def measure_lstm(root: Path, volumes: int) -> dict:
@@ -129,10 +146,12 @@ def measure_lstm(root: Path, volumes: int) -> dict:
         svc.update(prior)
     predict_ms = 1e3 * (time.process_time() - c0) / 3
     return {
-        "history": f"{prior.n_steps} steps x {volumes} volumes", "first_fit": {k: round(v, 1) for k, v in first.items()},
-        "warm_retrain": {k: round(v, 1) for k, v in warm.items()}, "predict_cpu_ms": round(predict_ms, 1),
+        "history": f"{prior.n_steps} steps x {volumes} volumes",
+        "first_fit": {k: round(v, 1) for k, v in first.items()},
+        "warm_retrain": {k: round(v, 1) for k, v in warm.items()},
+        "predict_cpu_ms": round(predict_ms, 1),
         "daily_retrain_pct_of_core": round(100.0 * warm["cpu_s"] / DAY, 4),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -160,9 +179,11 @@ def main() -> None:
     print(f"  start-up {g['startup']['cpu_s']} s CPU ({g['prior_steps']} history steps from the store; forecast {g['forecast_model']})")
     if "lstm" in out:
         m = out["lstm"]
-        print(f"lstm ({m['history']}): first fit {m['first_fit']['wall_s']} s wall / {m['first_fit']['cpu_s']} s CPU; "
-              f"warm retrain {m['warm_retrain']['wall_s']} s / {m['warm_retrain']['cpu_s']} s CPU; predict {m['predict_cpu_ms']} ms; "
-              f"a daily retrain averages {m['daily_retrain_pct_of_core']} % of a core")  # fmt: skip
+        print(
+            f"lstm ({m['history']}): first fit {m['first_fit']['wall_s']} s wall / {m['first_fit']['cpu_s']} s CPU; "
+            f"warm retrain {m['warm_retrain']['wall_s']} s / {m['warm_retrain']['cpu_s']} s CPU; predict {m['predict_cpu_ms']} ms; "
+            f"a daily retrain averages {m['daily_retrain_pct_of_core']} % of a core"
+        )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,11 @@ def synthetic_history(n_volumes: int, days: float, seed: int) -> LoadHistory:
         from workloads.registry import SYNTHETIC
 
         counts = [n_volumes // 3 + (1 if i < n_volumes % 3 else 0) for i in range(3)]
-        sources = [SYNTHETIC.create(k, count=c, tick_s=STEP, seed=seed + i, id_prefix=f"{k}-", start_epoch=START) for i, (k, c) in enumerate(zip(KINDS, counts, strict=True)) if c]
+        sources = [
+            SYNTHETIC.create(k, count=c, tick_s=STEP, seed=seed + i, id_prefix=f"{k}-", start_epoch=START)
+            for i, (k, c) in enumerate(zip(KINDS, counts, strict=True))
+            if c
+        ]
         return history_from_source(FleetLoad(sources), STEP, n_steps, start_epoch=START)
     except ImportError:
         rng = np.random.default_rng(seed)
@@ -62,14 +66,26 @@ def widen(h: LoadHistory, n_volumes: int, seed: int) -> LoadHistory:
     idx = np.arange(n_volumes) % h.iops.shape[1]
     f = rng.uniform(0.5, 2.0, n_volumes).astype(np.float32)
     col = lambda a, s=True: np.ascontiguousarray(a[:, idx] * (f if s else 1))  # noqa: E731
-    return LoadHistory(h.step_s, h.start_epoch, h.times, col(h.iops), col(h.mbps), col(h.cpu_pct, False), col(h.mem_pct, False), col(h.net_mbps), [h.kinds[i] for i in idx])
+    return LoadHistory(
+        h.step_s,
+        h.start_epoch,
+        h.times,
+        col(h.iops),
+        col(h.mbps),
+        col(h.cpu_pct, False),
+        col(h.mem_pct, False),
+        col(h.net_mbps),
+        [h.kinds[i] for i in idx],
+    )
 
 
 def head(h: LoadHistory, n: int) -> LoadHistory:
     return LoadHistory(h.step_s, h.start_epoch, h.times[:n], h.iops[:n], h.mbps[:n], h.cpu_pct[:n], h.mem_pct[:n], h.net_mbps[:n], h.kinds)
 
 
-def run(volumes: int, days: float, predict_volumes: int, repeats: int, seed: int, epochs: int | None, predict_steps: tuple[int, ...] = (72, 288)) -> dict:
+def run(
+    volumes: int, days: float, predict_volumes: int, repeats: int, seed: int, epochs: int | None, predict_steps: tuple[int, ...] = (72, 288)
+) -> dict:
     import torch
 
     from forecasters.lstm import LSTMForecaster
@@ -133,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--predict-volumes", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=None, help="override the model's full-training epochs")
-    ap.add_argument("--predict-steps", default="72,288", help="prediction horizons in 5-min steps; the first one is checked against the target")
+    ap.add_argument(
+        "--predict-steps", default="72,288", help="prediction horizons in 5-min steps; the first one is checked against the target"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = ap.parse_args(argv)
@@ -142,10 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(r, indent=2))
         return 0
     print(f"LSTM benchmark (CPU, {r['torch_threads']} threads)")
-    print(f"  full training   {r['train_volumes']} volumes x {r['train_days']:g} days: {r['full_train_s']:7.1f} s  ({r['full_train_epochs']:g} epochs, target < 120 s)")
+    print(
+        f"  full training   {r['train_volumes']} volumes x {r['train_days']:g} days: {r['full_train_s']:7.1f} s  "
+        f"({r['full_train_epochs']:g} epochs, target < 120 s)"
+    )
     print(f"  warm retraining +1 day:                 {r['warm_retrain_s']:7.1f} s  ({r['warm_retrain_epochs']:g} epochs, target < 15 s)")
     for h, lat in r["predict_ms"].items():
-        print(f"  prediction      {r['predict_volumes']} volumes x {h:>3} steps:    {lat['median_ms']:7.1f} ms median, {lat['p90_ms']:.1f} ms p90 (target < 50 ms)")
+        print(
+            f"  prediction      {r['predict_volumes']} volumes x {h:>3} steps:    {lat['median_ms']:7.1f} ms median, "
+            f"{lat['p90_ms']:.1f} ms p90 (target < 50 ms)"
+        )
     return 0
 
 

@@ -226,12 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     print("request-level CSV aggregation (MSR format; pyarrow chunks + numpy bincount; pinned to one core)")
     for r in results:
         print(
-            f"  {r['records']:>11,} records ({r['file_mb']:,.0f} MB): aggregate {r['records_per_s']:>10,} records/s ({r['aggregate_s']:.2f} s), "
-            f"peak RSS {r['rss_peak_mb']:.0f} MB ({r['rss_peak_above_baseline_mb']:+.0f} MB over {r['rss_baseline_mb']:.0f} MB after imports), "
+            f"  {r['records']:>11,} records ({r['file_mb']:,.0f} MB): aggregate {r['records_per_s']:>10,} records/s "
+            f"({r['aggregate_s']:.2f} s), "
+            f"peak RSS {r['rss_peak_mb']:.0f} MB ({r['rss_peak_above_baseline_mb']:+.0f} MB over {r['rss_baseline_mb']:.0f} MB "
+            "after imports), "
             f"tracemalloc peak {r['tracemalloc_peak_mb']:.1f} MB, arrow pool peak {r['arrow_pool_peak_mb']:.1f} MB"
         )
         print(
-            f"  {'':>11}  end to end, empty cache {r['cold_end_to_end_s']:.2f} s (hash {r['cold_hash_s']:.2f} s; {r['cold_records_per_s']:,} records/s); "
+            f"  {'':>11}  end to end, empty cache {r['cold_end_to_end_s']:.2f} s (hash {r['cold_hash_s']:.2f} s; "
+            f"{r['cold_records_per_s']:,} records/s); "
             f"second run from the cache {r['warm_load_s']:.3f} s"
         )
     return 0

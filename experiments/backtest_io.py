@@ -85,12 +85,32 @@ def select_top(history, ids: list[str], top: int | None):
         return history, ids
     order = np.argsort(-history.mbps.mean(axis=0), kind="stable")[:top]
     cols = lambda a: np.ascontiguousarray(a[:, order])  # noqa: E731
-    h = LoadHistory(history.step_s, history.start_epoch, history.times, cols(history.iops), cols(history.mbps), cols(history.cpu_pct), cols(history.mem_pct), cols(history.net_mbps), [history.kinds[i] for i in order])
+    h = LoadHistory(
+        history.step_s,
+        history.start_epoch,
+        history.times,
+        cols(history.iops),
+        cols(history.mbps),
+        cols(history.cpu_pct),
+        cols(history.mem_pct),
+        cols(history.net_mbps),
+        [history.kinds[i] for i in order],
+    )
     return h, [ids[i] for i in order]
 
 
-def load_input(target: str | None, synthetic: str | None, family: str, count: int, days: float | None, step: float,
-               tick: float | None, top: int | None, seed: int, name: str | None):
+def load_input(
+    target: str | None,
+    synthetic: str | None,
+    family: str,
+    count: int,
+    days: float | None,
+    step: float,
+    tick: float | None,
+    top: int | None,
+    seed: int,
+    name: str | None,
+):
     """(history, volume ids, results name) of the command's input: a synthetic fleet, a YAML
     config's fleet or a trace, keeping the `top` most active volumes."""
     if synthetic:
@@ -124,8 +144,14 @@ def write_results(res, history, folder: Path, meta: dict, plot_volumes: int) -> 
     best = best_forecaster(res.summary)
     if plot_volumes > 0:
         shown = [b for b in dict.fromkeys([best, "lstm", "seasonal_naive"]) if b]
-        backtest_png(res, history, folder / "forecast.png", forecasters=shown, n_volumes=plot_volumes,
-                     title=f"{meta['name']}: forecast vs actual production load (MB/s), {len(res.origins)} origins backtested")
+        backtest_png(
+            res,
+            history,
+            folder / "forecast.png",
+            forecasters=shown,
+            n_volumes=plot_volumes,
+            title=f"{meta['name']}: forecast vs actual production load (MB/s), {len(res.origins)} origins backtested",
+        )
     meta = {
         **meta,
         "first_origin_epoch": float(history.start_epoch + res.origins[0] * meta["step_s"]),

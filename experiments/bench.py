@@ -26,7 +26,16 @@ from sim.tiers import TierSpec
 
 def _spec(n: int, seconds: float) -> SimSpec:
     tiers = tuple(
-        TierSpec(t.name, t.media, t.ingest_mbps * max(1, n // 25), t.restore_mbps, t.slots * max(1, n // 25), t.capacity_gb * 1e9, t.cost_per_gb_month, t.priority)
+        TierSpec(
+            t.name,
+            t.media,
+            t.ingest_mbps * max(1, n // 25),
+            t.restore_mbps,
+            t.slots * max(1, n // 25),
+            t.capacity_gb * 1e9,
+            t.cost_per_gb_month,
+            t.priority,
+        )
         for t in default_tiers()
     )
     vols = tuple(VolumeSpec(f"v{i}", DEVICE_CLASSES["ssd"], 200e9, 6 * 3600.0, 4 * 3600.0) for i in range(n))
@@ -53,7 +62,9 @@ def check_bench(sizes: list[int], days: float, naive_hours: float, workload: str
     for n in sizes:
         hint = "give smaller --volumes / --days / --naive-hours"
         check_size(RunSize(n, days * 86400.0, 10.0, 300.0, 60.0, record_series=False), f"--volumes {n} --days {days:g}", hint)
-        check_size(RunSize(n, naive_hours * 3600.0, 10.0, 300.0, 60.0, record_series=False), f"--volumes {n} --naive-hours {naive_hours:g}", hint)
+        check_size(
+            RunSize(n, naive_hours * 3600.0, 10.0, 300.0, 60.0, record_series=False), f"--volumes {n} --naive-hours {naive_hours:g}", hint
+        )
 
 
 def run_bench(sizes: list[int], days: float, naive_hours: float, workload: str, log: Callable | None = None) -> list[dict]:

@@ -31,8 +31,19 @@ def _root(
 # every metric shown in its display unit (`experiments.metrics`), as in compare and the report
 SUMMARY_COLUMNS = (
     [("policy", "policy", "{}"), ("seed", "seed", "{}")]
-    + [(k, short_name(k), metric(k).fmt) for k in ("rpo_compliance_pct", "rpo_violations", "rto_compliance_pct", "impact_io_mean",
-                                                  "impact_p99", "io_over_threshold_pct", "backup_tb", "storage_cost")]
+    + [
+        (k, short_name(k), metric(k).fmt)
+        for k in (
+            "rpo_compliance_pct",
+            "rpo_violations",
+            "rto_compliance_pct",
+            "impact_io_mean",
+            "impact_p99",
+            "io_over_threshold_pct",
+            "backup_tb",
+            "storage_cost",
+        )
+    ]
     + [("sim_wall_s", "wall s", "{:.1f}")]
 )
 
@@ -117,8 +128,12 @@ def compare(
     out: Path = typer.Option(Path("results"), help="results root folder"),
     as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON on stdout"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
-    bound: bool = typer.Option(False, "--bound", help="add a lower bound on the impact of any RPO-meeting schedule and each policy's gap to it"),
-    bound_fulls: int = typer.Option(0, "--bound-fulls", help="completed fulls per volume the bound requires (valid when every policy takes them)"),
+    bound: bool = typer.Option(
+        False, "--bound", help="add a lower bound on the impact of any RPO-meeting schedule and each policy's gap to it"
+    ),
+    bound_fulls: int = typer.Option(
+        0, "--bound-fulls", help="completed fulls per volume the bound requires (valid when every policy takes them)"
+    ),
 ):
     """Every policy x seed of CONFIG in parallel (resumable): mean and CI per policy, paired differences."""
     from experiments.compare import compare as run_compare
@@ -141,8 +156,9 @@ def compare(
             console.print(f"[red]failed[/red] {run_id}: {err}")
 
     try:
-        comp = run_compare(cfg, out, jobs, baseline, policy, seed_list, level, force, started, finished,
-                           bound=bound, bound_fulls=bound_fulls)
+        comp = run_compare(
+            cfg, out, jobs, baseline, policy, seed_list, level, force, started, finished, bound=bound, bound_fulls=bound_fulls
+        )
     finally:
         if bar.live.is_started:
             bar.stop()
@@ -154,7 +170,9 @@ def compare(
     else:
         rows, cols = summary_table(comp)
         n = len(comp.seeds)
-        print_table(rows, cols, title=f"{cfg.name}: mean ± {level:.0%} CI half-width over {n} seed{'s' if n != 1 else ''} ({cfg.duration_h:g} h)")
+        print_table(
+            rows, cols, title=f"{cfg.name}: mean ± {level:.0%} CI half-width over {n} seed{'s' if n != 1 else ''} ({cfg.duration_h:g} h)"
+        )
         if len(comp.policies) > 1:
             rows, cols = paired_table(comp)
             print_table(rows, cols, title=f"paired by seed: policy - {comp.baseline}")
@@ -173,10 +191,15 @@ def compare(
 @user_errors
 def tune(
     spec: Path = typer.Argument(..., help="tuning YAML (search space, objectives; see experiments/configs/tune.yaml)"),
-    trials: int | None = typer.Option(None, "--trials", "-n", help="completed trials the study should hold in total (default: the spec's n_trials)"),
+    trials: int | None = typer.Option(
+        None, "--trials", "-n", help="completed trials the study should hold in total (default: the spec's n_trials)"
+    ),
     jobs: int = typer.Option(1, "--jobs", "-j", help="worker processes on this machine, all on the same storage"),
-    storage: str | None = typer.Option(None, help="Optuna RDB URL (default: sqlite:///results/<experiment>/tune/<study>.db); "
-                                                  "a PostgreSQL/MySQL URL lets several machines share the study"),
+    storage: str | None = typer.Option(
+        None,
+        help="Optuna RDB URL (default: sqlite:///results/<experiment>/tune/<study>.db); "
+        "a PostgreSQL/MySQL URL lets several machines share the study",
+    ),
     study: str | None = typer.Option(None, help="study name (default: the spec's, else <experiment>-<policy>)"),
     duration_h: float | None = typer.Option(None, help="override the simulated duration of each trial (hours)"),
     out: Path = typer.Option(Path("results"), help="results root folder"),
@@ -209,11 +232,17 @@ def tune(
     rows, cols = front_table(outcome)
     print_table(rows, cols, title=f"study {t.study}: Pareto front ({info['n_trials']} trials, {info['new_trials']} new; * = chosen)")
     if outcome.improvement:
-        print_table(outcome.improvement, IMPROVEMENT_COLUMNS,
-                    title=f"{t.policy.label}: tuned (trial {chosen}) vs untuned, {t.base.duration_h:g} h, seeds {t.seeds}")
+        print_table(
+            outcome.improvement,
+            IMPROVEMENT_COLUMNS,
+            title=f"{t.policy.label}: tuned (trial {chosen}) vs untuned, {t.base.duration_h:g} h, seeds {t.seeds}",
+        )
     if outcome.chosen is None:
         console.print("no trial meets the constraints yet: no config exported (loosen the constraints or run more trials)")
-    console.print(f"study: {info['storage']} / {t.study}; outputs: {outcome.out_dir}" + (f" (best.yaml: {outcome.out_dir / 'best.yaml'})" if outcome.chosen else ""))
+    console.print(
+        f"study: {info['storage']} / {t.study}; outputs: {outcome.out_dir}"
+        + (f" (best.yaml: {outcome.out_dir / 'best.yaml'})" if outcome.chosen else "")
+    )
 
 
 @app.command()
@@ -257,7 +286,9 @@ def report(
 @app.command("list")
 @user_errors
 def list_names(
-    sections: list[str] | None = typer.Argument(None, help="policies, forecasters, workloads, trace_families, device_classes (default: all)"),
+    sections: list[str] | None = typer.Argument(
+        None, help="policies, forecasters, workloads, trace_families, device_classes (default: all)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the names and parameters as JSON on stdout"),
     config_reference: bool = typer.Option(False, "--config-reference", help="print the experiment-config reference (Markdown) instead"),
 ):
@@ -290,6 +321,7 @@ from host import cli as host_cli  # noqa: E402
 
 app.command("record")(host_cli.record)
 app.command("calibrate")(host_cli.calibrate)
+app.add_typer(host_cli.agent_app, name="agent", help="Run the backup agent on this host (piop agent CONFIG), or show its status.")
 app.add_typer(trace_app, name="trace", help="Inspect and convert real I/O traces.")
 app.add_typer(forecast_app, name="forecast", help="Backtest forecasters on traces or synthetic fleets.")
 

@@ -78,14 +78,19 @@ def workload_rows(run_path: Path, policy: str, seed: int) -> list[dict]:
     for kind, g in v.groupby("kind", sort=True):
         io = g["prod_io"].astype(float) if "prod_io" in g else pd.Series(1.0, index=g.index)
         w = io / io.sum() if io.sum() > 0 else pd.Series(1.0 / len(g), index=g.index)
-        rows.append({
-            "policy": policy, "seed": seed, "workload": str(kind), "volumes": int(len(g)),
-            "rpo_compliance_pct": float(g["rpo_compliance_pct"].mean()),
-            "rpo_violation_h": float(g["rpo_violation_s"].sum() / 3600.0) if "rpo_violation_s" in g else math.nan,
-            "rto_compliance_pct": float(g["rto_compliance_pct"].mean()),
-            "impact_io_mean": float((g["impact_io_mean"] * w).sum()),
-            "io_over_threshold_pct": float((g["io_over_threshold_pct"] * w).sum()),
-        })
+        rows.append(
+            {
+                "policy": policy,
+                "seed": seed,
+                "workload": str(kind),
+                "volumes": int(len(g)),
+                "rpo_compliance_pct": float(g["rpo_compliance_pct"].mean()),
+                "rpo_violation_h": float(g["rpo_violation_s"].sum() / 3600.0) if "rpo_violation_s" in g else math.nan,
+                "rto_compliance_pct": float(g["rto_compliance_pct"].mean()),
+                "impact_io_mean": float((g["impact_io_mean"] * w).sum()),
+                "io_over_threshold_pct": float((g["io_over_threshold_pct"] * w).sum()),
+            }
+        )
     return rows
 
 
@@ -143,8 +148,15 @@ class Comparison:
         }
 
 
-def analyse(runs: pd.DataFrame, workloads: pd.DataFrame, experiment: str, baseline: str | None = None, level: float = 0.95,
-            policies: Sequence[str] | None = None, metrics: Sequence[str] | None = None) -> Comparison:
+def analyse(
+    runs: pd.DataFrame,
+    workloads: pd.DataFrame,
+    experiment: str,
+    baseline: str | None = None,
+    level: float = 0.95,
+    policies: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+) -> Comparison:
     """Tables from run rows (as `collect` or `compare.parquet` give them)."""
     from experiments.stats import paired_differences, summarise  # scipy: kept out of the workers
 
@@ -168,9 +180,17 @@ def analyse(runs: pd.DataFrame, workloads: pd.DataFrame, experiment: str, baseli
             s.insert(0, "workload", wl)
             by_wl.append(s)
     return Comparison(
-        experiment=experiment, baseline=base, level=level, policies=pols,
-        seeds=sorted({int(s) for s in runs["seed"]}), metrics=metrics, runs=runs, summary=summary, paired=paired,
-        workloads=workloads, by_workload=pd.concat(by_wl, ignore_index=True) if by_wl else pd.DataFrame(),
+        experiment=experiment,
+        baseline=base,
+        level=level,
+        policies=pols,
+        seeds=sorted({int(s) for s in runs["seed"]}),
+        metrics=metrics,
+        runs=runs,
+        summary=summary,
+        paired=paired,
+        workloads=workloads,
+        by_workload=pd.concat(by_wl, ignore_index=True) if by_wl else pd.DataFrame(),
     )
 
 
@@ -229,8 +249,10 @@ def compare(
     runs, work = collect(out_root, todo)
     if runs.empty:
         if outcome.elsewhere and not outcome.failed:
-            raise UserError(f"{cfg.name}: no finished runs yet; {len(outcome.elsewhere)} are running elsewhere (another process "
-                            f"writing {exp_dir}): run the same command again once it is done")
+            raise UserError(
+                f"{cfg.name}: no finished runs yet; {len(outcome.elsewhere)} are running elsewhere (another process "
+                f"writing {exp_dir}): run the same command again once it is done"
+            )
         first = next(iter(outcome.failed.items()), None)
         raise UserError(f"{cfg.name}: every run failed" + (f"; {first[0]}: {first[1]}" if first else ""))
     comp = analyse(runs, work, cfg.name, baseline, level, labels)
@@ -265,6 +287,13 @@ def paired_table(comp: Comparison, metrics: Sequence[str] | None = None) -> tupl
             continue
         c = paired_cells(r)
         rows.append({"policy": r["policy"], "metric": short_name(r["metric"]), **{k: c[k] for k in ("diff", "ci", "rel", "p", "verdict")}})
-    cols = [("policy", "policy", "{}"), ("metric", "metric", "{}"), ("diff", "diff", "{}"), ("ci", f"{comp.level:.0%} CI", "{}"),
-            ("rel", "rel.", "{}"), ("p", "p", "{}"), ("verdict", "signif.", "{}")]
+    cols = [
+        ("policy", "policy", "{}"),
+        ("metric", "metric", "{}"),
+        ("diff", "diff", "{}"),
+        ("ci", f"{comp.level:.0%} CI", "{}"),
+        ("rel", "rel.", "{}"),
+        ("p", "p", "{}"),
+        ("verdict", "signif.", "{}"),
+    ]
     return rows, cols

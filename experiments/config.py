@@ -75,8 +75,12 @@ class TierConfig(Strict):
 def default_tiers() -> list[TierConfig]:
     """The two tiers a config gets when it names none (also the benchmark's)."""
     return [
-        TierConfig(name="ssd", media="ssd", ingest_mbps=1500, restore_mbps=1200, slots=4, capacity_gb=50_000, cost_per_gb_month=0.08, priority=0),
-        TierConfig(name="hdd", media="hdd", ingest_mbps=600, restore_mbps=300, slots=8, capacity_gb=500_000, cost_per_gb_month=0.015, priority=1),
+        TierConfig(
+            name="ssd", media="ssd", ingest_mbps=1500, restore_mbps=1200, slots=4, capacity_gb=50_000, cost_per_gb_month=0.08, priority=0
+        ),
+        TierConfig(
+            name="hdd", media="hdd", ingest_mbps=600, restore_mbps=300, slots=8, capacity_gb=500_000, cost_per_gb_month=0.015, priority=1
+        ),
     ]
 
 

@@ -117,8 +117,10 @@ def _check_forecasting(cfg: ExperimentConfig, p: PolicyConfig, where: str) -> No
     if name is None:
         for key in ("forecaster_params", "retrain"):
             if getattr(p, key):
-                raise UserError(f"{where}.{key}: policy {p.policy!r} reads no forecaster here, so these settings would be ignored; "
-                                "name a 'forecaster' or remove them")
+                raise UserError(
+                    f"{where}.{key}: policy {p.policy!r} reads no forecaster here, so these settings would be ignored; "
+                    "name a 'forecaster' or remove them"
+                )
         return
     from forecasters.service import RetrainPolicy
 

@@ -53,8 +53,10 @@ class HoldLast:
         if inside == n_ticks:
             return self.source.block(start_tick, n_ticks)
         last = self.source.block(self.n_ticks - 1, 1)
-        parts = {s: np.repeat(getattr(last, s), n_ticks - inside, axis=0) for s in ("read_iops", "write_iops", "read_mbps",
-                                                                                   "write_mbps", "cpu_pct", "mem_pct", "net_mbps")}
+        parts = {
+            s: np.repeat(getattr(last, s), n_ticks - inside, axis=0)
+            for s in ("read_iops", "write_iops", "read_mbps", "write_mbps", "cpu_pct", "mem_pct", "net_mbps")
+        }
         if inside:
             head = self.source.block(start_tick, inside)
             parts = {s: np.concatenate([getattr(head, s), a]) for s, a in parts.items()}
@@ -77,8 +79,9 @@ def apply_past_end(cfg, gi: int, group, source):
         )
     if group.past_end == "hold":
         if getattr(source, "has_extents", False):
-            raise UserError(f"fleet.{gi}.past_end: hold needs an interval trace; {group.trace} replays exact write offsets "
-                            "(use loop or zeros)")
+            raise UserError(
+                f"fleet.{gi}.past_end: hold needs an interval trace; {group.trace} replays exact write offsets (use loop or zeros)"
+            )
         return HoldLast(source, n)
     return source
 
@@ -149,4 +152,3 @@ def load_warnings(cfg, fleet) -> list[str]:
         if group.trace is not None:
             out.extend(group_warnings(cfg, gi, group, source))
     return out
-

@@ -28,9 +28,13 @@ from common.errors import UserError
 from experiments.clitools import print_json, progress_bar, user_errors
 from experiments.provenance import provenance
 
-forecast_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="Backtest the forecasters (predictive I/O profiler).")
+forecast_app = typer.Typer(
+    add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, help="Backtest the forecasters (predictive I/O profiler)."
+)
 
-DEFAULT_FORECASTERS = "naive,seasonal_naive,seasonal_naive:season=weekly,seasonal_median,trailing_mean,trailing_median,ewma,blend,ets,arima,mstl,lstm,oracle"
+DEFAULT_FORECASTERS = (
+    "naive,seasonal_naive,seasonal_naive:season=weekly,seasonal_median,trailing_mean,trailing_median,ewma,blend,ets,arima,mstl,lstm,oracle"
+)
 
 
 # ----------------------------------------------------------------------------- output
@@ -71,7 +75,13 @@ def _print_tables(summary, title: str) -> None:
     con = Console() if sys.stdout.isatty() else Console(width=200)
     for kind in summary.kind.unique():
         s = summary[summary.kind == kind]
-        t = Table(title=f"{title} - {kind} ({int(s.volumes.iloc[0])} volumes): MAE / daily seasonal naive's MAE (MB/s unless IOPS), median over volumes", title_justify="left")
+        t = Table(
+            title=(
+                f"{title} - {kind} ({int(s.volumes.iloc[0])} volumes): MAE / daily seasonal naive's MAE (MB/s unless IOPS), "
+                "median over volumes"
+            ),
+            title_justify="left",
+        )
         t.add_column("forecaster", no_wrap=True)
         cols = [(c, h) for c, h in _TABLE if c in s.columns]
         for _, h in cols:
@@ -81,8 +91,17 @@ def _print_tables(summary, title: str) -> None:
         con.print(t)
 
 
-def _check_options(origins: int, step: float, horizon_h: float, train_days: float, retrain_h: float, top: int | None, count: int,
-                   days: float | None, forecasters: str) -> list[str]:
+def _check_options(
+    origins: int,
+    step: float,
+    horizon_h: float,
+    train_days: float,
+    retrain_h: float,
+    top: int | None,
+    count: int,
+    days: float | None,
+    forecasters: str,
+) -> list[str]:
     """The forecaster specs, once every numeric option is in range."""
     for v, what in ((origins, "--origins"), (step, "--step"), (horizon_h, "--horizon-h")):
         if v is None or v <= 0:
@@ -161,7 +180,9 @@ def backtest(
     cfg = BacktestConfig(horizon_s=horizon_h * 3600.0, n_origins=origins, train_days=train_days, retrain_hours=retrain_h or None)
     need = (train_days * 86400 + horizon_h * 3600) / step
     if history.n_steps < need:
-        raise UserError(f"series too short: {history.n_steps * step / 86400:.1f} days, need --train-days {train_days:g} + --horizon-h {horizon_h:g} h")
+        raise UserError(
+            f"series too short: {history.n_steps * step / 86400:.1f} days, need --train-days {train_days:g} + --horizon-h {horizon_h:g} h"
+        )
 
     with _progress(quiet) as progress:
         res = run_backtest(history, specs, cfg, volume_ids=ids, progress=progress)

@@ -51,8 +51,16 @@ def _model_params(model: Any) -> list[dict] | None:
     if isinstance(fields, dict):
         from pydantic_core import PydanticUndefined
 
-        return [_param(n, _EMPTY if f.default is PydanticUndefined and f.default_factory is None
-                       else (f.default_factory() if f.default_factory else f.default), f.annotation) for n, f in fields.items()]
+        return [
+            _param(
+                n,
+                _EMPTY
+                if f.default is PydanticUndefined and f.default_factory is None
+                else (f.default_factory() if f.default_factory else f.default),
+                f.annotation,
+            )
+            for n, f in fields.items()
+        ]
     return None
 
 
@@ -109,8 +117,12 @@ def _entries(registry, extra: Callable[[str, Any], dict] | None = None) -> list[
     out = []
     for name in registry.names():
         factory = registry.get(name)
-        row = {"name": name, "doc": _doc(factory), "params": parameters(factory),
-               "source": f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', name)}"}
+        row = {
+            "name": name,
+            "doc": _doc(factory),
+            "params": parameters(factory),
+            "source": f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', name)}",
+        }
         if extra:
             row.update(extra(name, factory))
         out.append(row)
@@ -164,9 +176,14 @@ def _workloads() -> list[dict]:
 def _devices() -> list[dict]:
     from sim.devices import DEVICE_CLASSES
 
-    return [{"name": n, "doc": "source-volume device class",
-             "params": [_param(k, v, type(v).__name__) for k, v in dataclasses.asdict(d).items() if k != "name"]}
-            for n, d in DEVICE_CLASSES.items()]
+    return [
+        {
+            "name": n,
+            "doc": "source-volume device class",
+            "params": [_param(k, v, type(v).__name__) for k, v in dataclasses.asdict(d).items() if k != "name"],
+        }
+        for n, d in DEVICE_CLASSES.items()
+    ]
 
 
 #: section -> (what a config calls it, how to list it)
@@ -193,12 +210,16 @@ def as_text(cat: dict[str, list[dict]], sections: list[str] | None = None) -> st
         for row in cat[key]:
             flags = []
             if row.get("uses_forecasts"):
-                flags.append("reads forecasts" + (f", default forecaster {row['default_forecaster']}" if row.get("default_forecaster") else ""))
+                flags.append(
+                    "reads forecasts" + (f", default forecaster {row['default_forecaster']}" if row.get("default_forecaster") else "")
+                )
             if row.get("needs_future"):
                 flags.append("needs the true future (a bound, not a forecaster)")
             if row.get("level"):
                 flags.append(f"{row['level']}-level")
-            lines.append(f"  {row['name']}" + (f"  [{'; '.join(flags)}]" if flags else "") + (f"  - {row['doc']}" if row.get("doc") else ""))
+            lines.append(
+                f"  {row['name']}" + (f"  [{'; '.join(flags)}]" if flags else "") + (f"  - {row['doc']}" if row.get("doc") else "")
+            )
             for p in row["params"]:
                 default = "required" if p["required"] else f"default {p['default']!r}"
                 lines.append(f"      {p['name']}" + (f": {p['type']}" if p["type"] else "") + f" ({default})")

@@ -124,11 +124,15 @@ def unlocated_notes(load: dict | None) -> list[str]:
         fill = src.get("gap_fill", "hold")
         what = "held" if fill == "hold" else "zero"
         if gaps:
-            notes.append(f"{src.get('family', 'trace')}: {gaps} gap(s) in the trace, {_length(gap_h * 3600.0)} in all, {what} "
-                         "(where is not recorded)")
+            notes.append(
+                f"{src.get('family', 'trace')}: {gaps} gap(s) in the trace, {_length(gap_h * 3600.0)} in all, {what} "
+                "(where is not recorded)"
+            )
         if fills > 0:
-            notes.append(f"{src.get('family', 'trace')}: {_length(fills)} before volumes' first or after their last samples, {what} "
-                         "(where is not recorded)")
+            notes.append(
+                f"{src.get('family', 'trace')}: {_length(fills)} before volumes' first or after their last samples, {what} "
+                "(where is not recorded)"
+            )
     return notes
 
 
@@ -144,7 +148,16 @@ def shade(ax, spans: list[Span], volume: str, x_scale: float) -> list:
     drawn = {}
     for s in spans:
         if s.covers(volume):
-            h = ax.axvspan(s.start_s / x_scale, s.end_s / x_scale, facecolor=colours[s.kind], alpha=0.12, hatch=hatches[s.kind],
-                           edgecolor=colours[s.kind], lw=0, label=s.label, zorder=0)
+            h = ax.axvspan(
+                s.start_s / x_scale,
+                s.end_s / x_scale,
+                facecolor=colours[s.kind],
+                alpha=0.12,
+                hatch=hatches[s.kind],
+                edgecolor=colours[s.kind],
+                lw=0,
+                label=s.label,
+                zorder=0,
+            )
             drawn.setdefault(s.kind, h)
     return list(drawn.values())

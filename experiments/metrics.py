@@ -87,25 +87,45 @@ METRICS: list[Metric] = [
     Metric("storage_cost", "backup storage cost", "$ per month", False, "{:.1f}"),
 ]
 METRIC_BY_KEY = {m.key: m for m in METRICS}
-METRIC_BY_KEY.update({
-    m.key: m for m in (
-        Metric("rpo_violation_pct", "time outside RPO", "% of volume-time", False, "{:.3f}", **_PCT),
-        Metric("rto_violation_pct", "time outside RTO", "% of volume-time", False, "{:.3f}", **_PCT),
-        Metric("impact_p95", "p95 production impact", _IMPACT, False, "{:.2f}", 100.0),
-        Metric("rpo_violations", "RPO violations", "count", False, "{:.0f}"),
-        Metric("added_latency_io_ms", "added latency", "IO-seconds", False, "{:,.0f}", 1e-3),
-    )
-})
+METRIC_BY_KEY.update(
+    {
+        m.key: m
+        for m in (
+            Metric("rpo_violation_pct", "time outside RPO", "% of volume-time", False, "{:.3f}", **_PCT),
+            Metric("rto_violation_pct", "time outside RTO", "% of volume-time", False, "{:.3f}", **_PCT),
+            Metric("impact_p95", "p95 production impact", _IMPACT, False, "{:.2f}", 100.0),
+            Metric("rpo_violations", "RPO violations", "count", False, "{:.0f}"),
+            Metric("added_latency_io_ms", "added latency", "IO-seconds", False, "{:,.0f}", 1e-3),
+        )
+    }
+)
 # the console tables (the JSON and parquet files have every metric)
-TABLE_METRICS = ["rpo_compliance_pct", "rpo_violation_h", "rto_compliance_pct", "impact_io_mean", "impact_p99", "io_over_threshold_pct", "backup_tb", "storage_cost"]
+TABLE_METRICS = [
+    "rpo_compliance_pct",
+    "rpo_violation_h",
+    "rto_compliance_pct",
+    "impact_io_mean",
+    "impact_p99",
+    "io_over_threshold_pct",
+    "backup_tb",
+    "storage_cost",
+]
 
 # per-workload metrics, from volumes.parquet (weighted over the kind's volumes)
 WORKLOAD_METRICS = ["rpo_compliance_pct", "rpo_violation_h", "rto_compliance_pct", "impact_io_mean", "io_over_threshold_pct"]
 
 _SHORT = {
-    "rpo_compliance_pct": "RPO %", "rpo_violation_h": "RPO viol. h", "worst_rp_age_h": "worst age h", "rto_compliance_pct": "RTO %",
-    "impact_io_mean": "impact mean %", "impact_p99": "impact p99 %", "io_over_threshold_pct": "IO > thr %", "backup_tb": "backup TB",
-    "storage_cost": "cost $/mo", "rpo_violations": "RPO viol.", "impact_p95": "impact p95 %",
+    "rpo_compliance_pct": "RPO %",
+    "rpo_violation_h": "RPO viol. h",
+    "worst_rp_age_h": "worst age h",
+    "rto_compliance_pct": "RTO %",
+    "impact_io_mean": "impact mean %",
+    "impact_p99": "impact p99 %",
+    "io_over_threshold_pct": "IO > thr %",
+    "backup_tb": "backup TB",
+    "storage_cost": "cost $/mo",
+    "rpo_violations": "RPO viol.",
+    "impact_p95": "impact p95 %",
 }
 
 

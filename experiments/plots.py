@@ -55,8 +55,9 @@ def legend_outside(ax, handles: list, labels: list[str]) -> None:
     ax.legend(list(seen.values()), list(seen), loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=7, borderaxespad=0)
 
 
-def timeline_png(series: pd.DataFrame, jobs: pd.DataFrame, volumes: pd.DataFrame, out: Path, title: str = "", k: int = 4,
-                 meta: dict | None = None) -> Path:
+def timeline_png(
+    series: pd.DataFrame, jobs: pd.DataFrame, volumes: pd.DataFrame, out: Path, title: str = "", k: int = 4, meta: dict | None = None
+) -> Path:
     """Production load with backup activity, and restore-point age vs RPO, for a few
     volumes; `meta` (the run's summary meta) locates trace spans that are not data."""
     chosen = pick_volumes(volumes, k)
@@ -94,8 +95,16 @@ def timeline_png(series: pd.DataFrame, jobs: pd.DataFrame, volumes: pd.DataFrame
     return out
 
 
-def backtest_png(res, history, path: Path, forecasters: list[str] | None = None, n_volumes: int = 4, context_days: float = 1.0,
-                 quantile: float = 0.9, title: str = "") -> Path:
+def backtest_png(
+    res,
+    history,
+    path: Path,
+    forecasters: list[str] | None = None,
+    n_volumes: int = 4,
+    context_days: float = 1.0,
+    quantile: float = 0.9,
+    title: str = "",
+) -> Path:
     """Forecast vs actual MB/s with the band up to the upper quantile, for the busiest
     volumes, each at the origin whose next horizon was busiest for it (where forecasting
     matters); `res` is a `forecasters.backtest.BacktestResult`."""
@@ -115,8 +124,15 @@ def backtest_png(res, history, path: Path, forecasters: list[str] | None = None,
         ax.plot(hours(1, H + 1), res.truth[i, v, :, 1], color="black", lw=1.0, label="actual")
         for k, f in enumerate(forecasters):
             c = f"C{k}"
-            ax.fill_between(hours(1, H + 1), res.mean[f][i, v, :, 1], res.upper[f][i, v, :, 1], color=c, alpha=0.12, lw=0,
-                            label=f"{f}: up to P{round(100 * quantile)}")
+            ax.fill_between(
+                hours(1, H + 1),
+                res.mean[f][i, v, :, 1],
+                res.upper[f][i, v, :, 1],
+                color=c,
+                alpha=0.12,
+                lw=0,
+                label=f"{f}: up to P{round(100 * quantile)}",
+            )
             ax.plot(hours(1, H + 1), res.mean[f][i, v, :, 1], color=c, lw=1.3, label=f"{f} (mean)")
         ax.axvline(0, color="grey", ls=":", lw=0.8)
         when = pd.Timestamp(history.start_epoch + o * res.step_s, unit="s").strftime("%Y-%m-%d %H:%M UTC")

@@ -72,7 +72,9 @@ def _write_run(run_dir: Path, result, cfg: ExperimentConfig, meta: dict) -> Path
         result.backup.to_parquet(tmp / "backup.parquet", index=False)
         if result.series is not None:
             result.series.to_parquet(tmp / "series.parquet", index=False)
-            timeline_png(result.series, result.jobs, result.volumes, tmp / "timeline.png", title=f"{cfg.name} / {meta.get('run', '')}", meta=meta)
+            timeline_png(
+                result.series, result.jobs, result.volumes, tmp / "timeline.png", title=f"{cfg.name} / {meta.get('run', '')}", meta=meta
+            )
         if getattr(result, "forecasts", None) is not None:
             result.forecasts.to_parquet(tmp / "forecast.parquet", index=False)
         write_json(tmp / "summary.json", {"fleet": result.fleet, "meta": meta})

@@ -82,8 +82,13 @@ def build_fleet(cfg: ExperimentConfig, seed: int) -> tuple[FleetLoad, list[Volum
         if g.workload is not None:
             try:
                 src = workloads.SYNTHETIC.create(
-                    g.workload, count=g.count, tick_s=cfg.tick_s, seed=_group_seed(seed, gi),
-                    id_prefix=g.name or f"{g.workload}-", start_epoch=start, **g.params,
+                    g.workload,
+                    count=g.count,
+                    tick_s=cfg.tick_s,
+                    seed=_group_seed(seed, gi),
+                    id_prefix=g.name or f"{g.workload}-",
+                    start_epoch=start,
+                    **g.params,
                 )
             except (TypeError, ValueError) as err:
                 raise UserError(f"fleet.{gi}.params: {err}") from None
@@ -194,7 +199,9 @@ def build_forecasts(cfg: ExperimentConfig, policy: PolicyConfig, load: LoadSourc
         params["future"] = true_future(load, cfg.history_step_s)
     try:
         model = FORECASTERS.create(name, **params)
-        return ForecastService(model, horizon_steps=max(1, round(cfg.horizon_h * 3600.0 / cfg.history_step_s)), retrain=policy.retrain, prior=prior)
+        return ForecastService(
+            model, horizon_steps=max(1, round(cfg.horizon_h * 3600.0 / cfg.history_step_s)), retrain=policy.retrain, prior=prior
+        )
     except (TypeError, ValueError) as err:
         raise UserError(f"policy {policy.label}: forecaster settings: {err}") from None
 
@@ -258,8 +265,9 @@ def lock_path(run_dir: Path) -> Path:
     return run_dir.parent / f".{run_dir.name}.lock"
 
 
-def execute(plan: RunPlan, out_root: Path, progress: Callable[[float], None] | None = None,
-            skip: Callable[[], bool] | None = None) -> dict | None:
+def execute(
+    plan: RunPlan, out_root: Path, progress: Callable[[float], None] | None = None, skip: Callable[[], bool] | None = None
+) -> dict | None:
     """Simulate one plan and write its results folder; returns its summary row.
 
     The output folder is checked for writability first (a read-only or full disk is found
@@ -297,8 +305,12 @@ def _checked(progress: Callable[[float], None] | None) -> Callable[[float], None
     return report
 
 
-def run_plans(todo: Sequence[RunPlan], out_root: Path, progress_for: Callable[[RunPlan], Callable[[float], None]] | None = None,
-              on_warning: Callable[[str], None] = print_warning) -> list[dict]:
+def run_plans(
+    todo: Sequence[RunPlan],
+    out_root: Path,
+    progress_for: Callable[[RunPlan], Callable[[float], None]] | None = None,
+    on_warning: Callable[[str], None] = print_warning,
+) -> list[dict]:
     """`piop run`: every plan in turn, each simulated afresh; an interrupt says what was kept."""
     if not todo:
         return []

@@ -64,7 +64,9 @@ def paired_p_value(diffs: Sequence[float]) -> float:
     return float(_st.ttest_1samp(d, 0.0).pvalue)
 
 
-def summarise(runs: pd.DataFrame, metrics: Sequence[str], by: str = "policy", level: float = 0.95, order: Sequence[str] | None = None) -> pd.DataFrame:
+def summarise(
+    runs: pd.DataFrame, metrics: Sequence[str], by: str = "policy", level: float = 0.95, order: Sequence[str] | None = None
+) -> pd.DataFrame:
     """One row per group (`by`): for each metric its mean, CI bounds and n over the rows."""
     groups = list(order) if order is not None else list(dict.fromkeys(runs[by]))
     rows = []

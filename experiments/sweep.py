@@ -174,8 +174,13 @@ def run_sweep(
     return out
 
 
-def _run_in_workers(pending: Sequence[RunPlan], out_root: Path, jobs: int, skip_finished: bool,
-                    done: Callable[[str, str | None, BaseException | None], None]) -> None:
+def _run_in_workers(
+    pending: Sequence[RunPlan],
+    out_root: Path,
+    jobs: int,
+    skip_finished: bool,
+    done: Callable[[str, str | None, BaseException | None], None],
+) -> None:
     # spawn: workers start clean (no forked torch/OpenMP state, no rich threads)
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=get_context("spawn"), initializer=worker_init)
     futures: dict[Future, RunPlan] = {pool.submit(run_task, _execute, p, str(out_root), skip_finished): p for p in pending}

@@ -44,9 +44,7 @@ def _print_info(data: dict, rows: int) -> None:
     con = Console(width=None if sys.stdout.isatty() else 150)
     span = data["span"]
     con.print(f"[bold]{data['title']}[/bold] ({data['family']}): {data['path']}")
-    con.print(
-        f"files {data['files']}  records {data['records']:,}  malformed lines {data['malformed_lines']}  volumes {data['volumes']}"
-    )
+    con.print(f"files {data['files']}  records {data['records']:,}  malformed lines {data['malformed_lines']}  volumes {data['volumes']}")
     con.print(
         f"span {span['start']} .. {span['end']} ({span['seconds'] / 3600:.2f} h)  tick {data['tick_s']:g} s  ticks {data['n_ticks']:,}"
     )
@@ -133,6 +131,4 @@ def convert(
         raise UserError(f"{out}: is a folder; give a .parquet file name")
     src = open_trace(path, family, tick, top, volume, month, time_scale, max_bad_fraction, no_cache)
     n_rows = write_long_parquet(src, out, drop_zero)
-    typer.echo(
-        f"wrote {n_rows:,} rows ({len(src.volumes)} volume(s) x {src.n_ticks:,} ticks of {src.tick_s:g} s, {src.family}) to {out}"
-    )
+    typer.echo(f"wrote {n_rows:,} rows ({len(src.volumes)} volume(s) x {src.n_ticks:,} ticks of {src.tick_s:g} s, {src.family}) to {out}")

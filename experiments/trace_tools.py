@@ -150,8 +150,11 @@ def _span_notes(src) -> list[str]:
         return []
     hours = lambda t: t * src.tick_s / 3600.0  # noqa: E731
     some = ", ".join(f"{vid} ({hours(b - a):,.1f} h from +{hours(a):,.1f} h)" for vid, a, b in short[:5])
-    return [f"{len(short)} of {len(src.volumes)} volumes cover less than the trace's {hours(src.n_ticks):,.1f} h: {some}"
-            + (", ..." if len(short) > 5 else "") + "; each volume's figures are over its own span"]
+    return [
+        f"{len(short)} of {len(src.volumes)} volumes cover less than the trace's {hours(src.n_ticks):,.1f} h: {some}"
+        + (", ..." if len(short) > 5 else "")
+        + "; each volume's figures are over its own span"
+    ]
 
 
 def write_long_parquet(src, out: Path, drop_zero: bool = False) -> int:
@@ -191,4 +194,3 @@ def write_long_parquet(src, out: Path, drop_zero: bool = False) -> int:
             writer.write_table(table)
             n_rows += table.num_rows
     return n_rows
-

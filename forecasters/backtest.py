@@ -65,7 +65,7 @@ class BacktestResult:
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict]:
-    """"name" or "name:key=value:key=value" -> (label, registry name, params).
+    """ "name" or "name:key=value:key=value" -> (label, registry name, params).
 
     The key `retrain_h` is the backtest's own (this forecaster's refit period in hours,
     0 = fit once); `coverage` and the `calib_*` keys wrap the forecaster in `Calibrated`
@@ -131,7 +131,9 @@ def build(spec: str, history: LoadHistory, rule: BurstRule):
     return label, (f if calib is None else calibrate(f, {**calib, "rule": rule}, ""))
 
 
-def run_backtest(history: LoadHistory, specs: list[str], cfg: BacktestConfig | None = None, volume_ids: list[str] | None = None, progress=None) -> BacktestResult:
+def run_backtest(
+    history: LoadHistory, specs: list[str], cfg: BacktestConfig | None = None, volume_ids: list[str] | None = None, progress=None
+) -> BacktestResult:
     cfg = cfg or BacktestConfig()
     step_s = history.step_s
     H = steps(cfg.horizon_s, step_s)
@@ -144,7 +146,9 @@ def run_backtest(history: LoadHistory, specs: list[str], cfg: BacktestConfig | N
     if BASELINE not in specs:
         specs = [BASELINE, *specs]
     built = [build(s, history, cfg.rule) for s in specs]  # fail fast on bad names / params
-    res = BacktestResult(cfg, origins, step_s, volume_ids or [f"v{i}" for i in range(V)], list(history.kinds), truth, truth_labels, {}, {}, {}, {})
+    res = BacktestResult(
+        cfg, origins, step_s, volume_ids or [f"v{i}" for i in range(V)], list(history.kinds), truth, truth_labels, {}, {}, {}, {}
+    )
     for label, f in built:
         retrain_h = parse_spec(label)[2].get("retrain_h", cfg.retrain_hours)
         retrain_steps = steps(float(retrain_h) * 3600.0, step_s) if retrain_h else None
@@ -194,11 +198,26 @@ def volume_metrics(res: BacktestResult) -> pd.DataFrame:
             rel = M.relative(mae, bmae)
             for v in range(V):
                 for j, tgt in enumerate(("iops", "mbps")):
-                    rows.append((label, res.volume_ids[v], res.kinds[v], tgt, hname, how, n, float(mae[v, j]), float(smape[v, j]), float(rel[v, j])))
+                    rows.append(
+                        (label, res.volume_ids[v], res.kinds[v], tgt, hname, how, n, float(mae[v, j]), float(smape[v, j]), float(rel[v, j]))
+                    )
         cov = M.coverage(res.upper[label], res.truth)
         for v in range(V):
             for j, tgt in enumerate(("iops", "mbps")):
-                rows.append((label, res.volume_ids[v], res.kinds[v], tgt, "upper_coverage", "all", res.truth.shape[2], float(cov[v, j]), np.nan, np.nan))
+                rows.append(
+                    (
+                        label,
+                        res.volume_ids[v],
+                        res.kinds[v],
+                        tgt,
+                        "upper_coverage",
+                        "all",
+                        res.truth.shape[2],
+                        float(cov[v, j]),
+                        np.nan,
+                        np.nan,
+                    )
+                )
     return pd.DataFrame(rows, columns=["forecaster", "volume", "kind", "target", "horizon", "how", "steps", "mae", "smape", "rel_mae"])
 
 
@@ -247,7 +266,15 @@ def best_forecaster(summary: pd.DataFrame, column: str = "rel_mbps_mean_1h") -> 
     return None if s.empty else str(s.sort_values(column).iloc[0].forecaster)
 
 
-def plot(res: BacktestResult, history: LoadHistory, path, forecasters: list[str] | None = None, n_volumes: int = 4, context_days: float = 1.0, quantile: float = 0.9) -> None:
+def plot(
+    res: BacktestResult,
+    history: LoadHistory,
+    path,
+    forecasters: list[str] | None = None,
+    n_volumes: int = 4,
+    context_days: float = 1.0,
+    quantile: float = 0.9,
+) -> None:
     """Forecast vs actual MB/s with the upper-quantile band for the busiest volumes, each at
     the origin whose next horizon was busiest for it (where forecasting matters)."""
     import matplotlib
@@ -273,7 +300,10 @@ def plot(res: BacktestResult, history: LoadHistory, path, forecasters: list[str]
             ax.plot(hours(1, H + 1), res.mean[f][i, v, :, 1], color=c, lw=1.3, label=f)
         ax.axvline(0, color="grey", ls=":", lw=0.8)
         when = pd.Timestamp(history.start_epoch + o * res.step_s, unit="s").strftime("%Y-%m-%d %H:%M UTC")
-        ax.set_title(f"volume {res.volume_ids[v]} ({res.kinds[v]}), origin {when}: MB/s, shaded from forecast to P{round(100 * quantile)}", fontsize=9)
+        ax.set_title(
+            f"volume {res.volume_ids[v]} ({res.kinds[v]}), origin {when}: MB/s, shaded from forecast to P{round(100 * quantile)}",
+            fontsize=9,
+        )
         ax.set_xlabel("hours from forecast origin")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8, ncol=len(forecasters) + 2)

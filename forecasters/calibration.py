@@ -86,7 +86,7 @@ def calibrate(model, settings: dict, where: str) -> Calibrated:
         msg = str(err).removeprefix("calibrated: ")
         param = msg.split(":", 1)[0]
         key = next((k for k, p in CONFIG_KEYS.items() if p == param), param)
-        raise ValueError(f"{where + ': ' if where else ''}{key}{msg[len(param):]}") from None
+        raise ValueError(f"{where + ': ' if where else ''}{key}{msg[len(param) :]}") from None
 
 
 def sample_steps(horizon: int, per_bucket: int) -> np.ndarray:
@@ -101,8 +101,17 @@ def sample_steps(horizon: int, per_bucket: int) -> np.ndarray:
 
 def upto(history: LoadHistory, n: int) -> LoadHistory:
     """The first `n` steps of `history` as views (nothing after them is reachable)."""
-    return LoadHistory(history.step_s, history.start_epoch, history.times[:n], history.iops[:n], history.mbps[:n],
-                       history.cpu_pct[:n], history.mem_pct[:n], history.net_mbps[:n], history.kinds)
+    return LoadHistory(
+        history.step_s,
+        history.start_epoch,
+        history.times[:n],
+        history.iops[:n],
+        history.mbps[:n],
+        history.cpu_pct[:n],
+        history.mem_pct[:n],
+        history.net_mbps[:n],
+        history.kinds,
+    )
 
 
 def first_step(history: LoadHistory) -> int:
@@ -212,8 +221,20 @@ class ResidualWindow:
 class Calibrated:
     """Any forecaster with its upper band calibrated per volume on its own recent errors (see module doc)."""
 
-    def __init__(self, model: Forecaster | str = "seasonal_naive", *, coverage: float = 0.9, window_h: float = 168.0, every_h: float = 1.0,
-                 per_bucket: int = 8, min_samples: int = 20, label_level: float = 0.5, adapt: float = 0.05, model_params: dict | None = None, rule=None):
+    def __init__(
+        self,
+        model: Forecaster | str = "seasonal_naive",
+        *,
+        coverage: float = 0.9,
+        window_h: float = 168.0,
+        every_h: float = 1.0,
+        per_bucket: int = 8,
+        min_samples: int = 20,
+        label_level: float = 0.5,
+        adapt: float = 0.05,
+        model_params: dict | None = None,
+        rule=None,
+    ):
         where = "calibrated"
         require(0.0 < coverage < 1.0, "coverage", "must be in (0, 1)", coverage, where=where)
         require(0.0 < label_level < 1.0, "label_level", "must be in (0, 1)", label_level, where=where)
@@ -224,7 +245,9 @@ class Calibrated:
             require(is_number(value) and value >= 1, key, "must be >= 1", value, where=where)
         if isinstance(model, str):
             model = FORECASTERS.create(model, **(model_params or {}))
-        require(not getattr(model, "needs_future", False), "model", "must not read the true future", getattr(model, "name", model), where=where)
+        require(
+            not getattr(model, "needs_future", False), "model", "must not read the true future", getattr(model, "name", model), where=where
+        )
         if rule is not None and getattr(model, "rule", None) is None and hasattr(model, "rule"):
             model.rule = rule
         self.model = model

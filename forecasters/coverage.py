@@ -70,4 +70,9 @@ class CoverageTracker:
         nominal = self._nominal / total if total else float("nan")
         pooled = float(self._covered.sum() / total) if total else float("nan")
         per = self.per_volume()
-        return {"coverage": pooled, **coverage_spread(per, nominal), "coverage_values": int(total), "coverage_per_volume": [round(float(c), 4) for c in per]}
+        return {
+            "coverage": pooled,
+            **coverage_spread(per, nominal),
+            "coverage_values": int(total),
+            "coverage_per_volume": [round(float(c), 4) for c in per],
+        }

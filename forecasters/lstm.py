@@ -105,7 +105,9 @@ class _Arrays:
 def _arrays(history: LoadHistory, cov_from: int = 0) -> _Arrays:
     y = torch.from_numpy(np.stack([history.iops, history.mbps], -1).astype(np.float32, copy=False))
     torch.nan_to_num_(y, nan=0.0, posinf=0.0).clamp_(min=0.0)  # a fresh copy: in place
-    c = np.stack([history.cpu_pct[cov_from:] / 100.0, history.mem_pct[cov_from:] / 100.0, np.log1p(np.maximum(history.net_mbps[cov_from:], 0.0))], -1)
+    c = np.stack(
+        [history.cpu_pct[cov_from:] / 100.0, history.mem_pct[cov_from:] / 100.0, np.log1p(np.maximum(history.net_mbps[cov_from:], 0.0))], -1
+    )
     cov = torch.from_numpy(np.nan_to_num(c.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0))
     t0 = history.start_epoch + (float(history.times[0]) if history.n_steps else 0.0)
     return _Arrays(y, cov, cov_from, _kinds_onehot(history.kinds), t0, history.step_s)
@@ -188,7 +190,13 @@ class LSTMForecaster:
     # ------------------------------------------------------------------ sizes
     def _sizes(self, step_s: float) -> tuple[int, int, int, int, int]:
         """(window W, day D, week WK, horizon H, one hour P) in steps."""
-        return steps(self.window_s, step_s), steps(DAY_S, step_s), steps(WEEK_S, step_s), steps(self.horizon_s, step_s), steps(3600.0, step_s)
+        return (
+            steps(self.window_s, step_s),
+            steps(DAY_S, step_s),
+            steps(WEEK_S, step_s),
+            steps(self.horizon_s, step_s),
+            steps(3600.0, step_s),
+        )
 
     def min_history_steps(self, step_s: float) -> int:
         w, d, _, _, _ = self._sizes(step_s)
@@ -203,7 +211,16 @@ class LSTMForecaster:
         self.net = None
 
     # ------------------------------------------------------------------ features
-    def _features(self, a: _Arrays, v: torch.Tensor, t: torch.Tensor, scale: torch.Tensor, with_target: bool, common: bool = False, steps_out: int | None = None):
+    def _features(
+        self,
+        a: _Arrays,
+        v: torch.Tensor,
+        t: torch.Tensor,
+        scale: torch.Tensor,
+        with_target: bool,
+        common: bool = False,
+        steps_out: int | None = None,
+    ):
         """Model inputs for (volume `v`, origin `t`) pairs, for the first `steps_out` target
         steps (all the trained horizon by default).
 
@@ -341,7 +358,12 @@ class LSTMForecaster:
                 self.loss_history.append(running / max(1, n_b))
             net.eval()
             self.n_fits += 1
-            self.last_fit = {"fit_s": time.perf_counter() - t_start, "epochs": float(epochs), "warm": float(warm), "samples": float(epochs * per_epoch)}
+            self.last_fit = {
+                "fit_s": time.perf_counter() - t_start,
+                "epochs": float(epochs),
+                "warm": float(warm),
+                "samples": float(epochs * per_epoch),
+            }
 
     # ------------------------------------------------------------------ prediction
     def predict(self, history: LoadHistory, horizon_steps: int) -> Forecast:

@@ -50,8 +50,13 @@ def coverage_spread(per_volume: np.ndarray, nominal: float) -> dict[str, float]:
     c = np.asarray(per_volume, np.float64)
     c = c[np.isfinite(c)]
     if not c.size:
-        return {"coverage_nominal": float(nominal), "coverage_vol_min": float("nan"), "coverage_vol_p10": float("nan"),
-                "coverage_vol_p90": float("nan"), "coverage_within_5pts": float("nan")}
+        return {
+            "coverage_nominal": float(nominal),
+            "coverage_vol_min": float("nan"),
+            "coverage_vol_p10": float("nan"),
+            "coverage_vol_p90": float("nan"),
+            "coverage_within_5pts": float("nan"),
+        }
     return {
         "coverage_nominal": float(nominal),
         "coverage_vol_min": float(c.min()),

@@ -37,7 +37,13 @@ class Oracle:
         if future is None:
             fail("future", f"the true future is needed: {_FUTURE}", where="oracle")
         if not isinstance(future, LoadHistory) and not callable(future):
-            fail("future", f"{_FUTURE} (the environment reads a load source into one)", type(future).__name__, where="oracle", error=TypeError)
+            fail(
+                "future",
+                f"{_FUTURE} (the environment reads a load source into one)",
+                type(future).__name__,
+                where="oracle",
+                error=TypeError,
+            )
         self.future = future
         self.quantile = quantile
         self.rule = rule
@@ -55,7 +61,13 @@ class Oracle:
                 pad = np.repeat(y[-1:] if y.shape[0] else np.zeros((1, y.shape[1], 2)), horizon_steps - y.shape[0], axis=0)
                 y = np.concatenate([y, pad])
             return np.transpose(y, (1, 0, 2))
-        n_args = len([p for p in inspect.signature(f).parameters.values() if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+        n_args = len(
+            [
+                p
+                for p in inspect.signature(f).parameters.values()
+                if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+        )
         out = f(history.end_t, horizon_steps) if n_args >= 2 else f(horizon_steps)
         if isinstance(out, Forecast):
             out = out.mean

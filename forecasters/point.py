@@ -25,7 +25,9 @@ class PointForecaster:
 
     name = "point"
 
-    def __init__(self, *, quantile: float = 0.9, calib_origins: int = 32, calib_days: float = 7.0, calib_horizon_s: float = DAY_S, rule=None):
+    def __init__(
+        self, *, quantile: float = 0.9, calib_origins: int = 32, calib_days: float = 7.0, calib_horizon_s: float = DAY_S, rule=None
+    ):
         require(0.0 < quantile < 1.0, "quantile", "must be in (0, 1)", quantile, where=self.name)
         self.quantile = quantile
         self.calib_origins = int(calib_origins)

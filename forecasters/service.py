@@ -126,7 +126,10 @@ class _Joined:
     def __call__(self, history: LoadHistory) -> LoadHistory:
         p = self.prior
         if history.step_s != p.step_s or history.iops.shape[1] != p.iops.shape[1]:
-            raise ValueError(f"prior history ({p.iops.shape[1]} volumes, {p.step_s:g} s steps) does not match the run's ({history.iops.shape[1]} volumes, {history.step_s:g} s)")
+            raise ValueError(
+                f"prior history ({p.iops.shape[1]} volumes, {p.step_s:g} s steps) does not match the run's "
+                f"({history.iops.shape[1]} volumes, {history.step_s:g} s)"
+            )
         total = self.n_prior + history.n_steps
         if not self._cols or total > next(iter(self._cols.values())).shape[0]:
             cap = max(total, 2 * (self.n_prior + self._n), 16)
@@ -141,7 +144,9 @@ class _Joined:
             self._cols[f][self.n_prior + self._n : total] = getattr(history, f)[self._n :]
         self._n = history.n_steps
         times = (np.arange(total, dtype=np.float64) - self.n_prior) * history.step_s + (float(history.times[0]) if history.n_steps else 0.0)
-        return LoadHistory(history.step_s, history.start_epoch, times, kinds=history.kinds, **{f: self._cols[f][:total] for f in _HISTORY_COLUMNS})
+        return LoadHistory(
+            history.step_s, history.start_epoch, times, kinds=history.kinds, **{f: self._cols[f][:total] for f in _HISTORY_COLUMNS}
+        )
 
 
 _HISTORY_COLUMNS = ("iops", "mbps", "cpu_pct", "mem_pct", "net_mbps")
@@ -265,7 +270,17 @@ class ForecastService:
         self.fallback.fit(history)
         self._fallback_fitted = True
         self.fit_times.append(dt)
-        self.events.append({"event": "fit", "t": history.end_t, "reason": reason, "warm": warm, "fit_s": dt, "n_steps": history.n_steps, "ratio_before": ratio})
+        self.events.append(
+            {
+                "event": "fit",
+                "t": history.end_t,
+                "reason": reason,
+                "warm": warm,
+                "fit_s": dt,
+                "n_steps": history.n_steps,
+                "ratio_before": ratio,
+            }
+        )
         self._fitted = True
         self._last_fit_t = history.end_t
         if reason == "drift":
@@ -301,7 +316,9 @@ class ForecastService:
 
     def _remember(self, history: LoadHistory, model_fc, good_fc, base_fc) -> None:
         n = min(steps(self.policy.eval_s, history.step_s), self.horizon_steps)
-        self._pending.append((history.n_steps, self._window_mean(model_fc, n), self._window_mean(good_fc, n), self._window_mean(base_fc, n)))
+        self._pending.append(
+            (history.n_steps, self._window_mean(model_fc, n), self._window_mean(good_fc, n), self._window_mean(base_fc, n))
+        )
 
     def _score(self, history: LoadHistory) -> None:
         n = min(steps(self.policy.eval_s, history.step_s), self.horizon_steps)

@@ -79,13 +79,9 @@ def record(
     ),
     interval: float = typer.Option(10.0, "--interval", "-i", help="seconds between samples"),
     keep_days: float = typer.Option(30.0, "--keep-days", help="delete samples older than this many days"),
-    kind: list[str] | None = typer.Option(
-        None, "--kind", help="workload kind of a device: DEVICE=KIND (database, vm, fileserver, ...)"
-    ),
+    kind: list[str] | None = typer.Option(None, "--kind", help="workload kind of a device: DEVICE=KIND (database, vm, fileserver, ...)"),
     mount: list[str] | None = typer.Option(None, "--mount", help="mount point of a device's application data: DEVICE=PATH"),
-    duration: float | None = typer.Option(
-        None, "--duration", help="stop after this many seconds (default: until SIGTERM / Ctrl-C)"
-    ),
+    duration: float | None = typer.Option(None, "--duration", help="stop after this many seconds (default: until SIGTERM / Ctrl-C)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no summary line at the end"),
 ) -> None:
     """Sample /proc/diskstats and host CPU / memory / network every interval into STORE."""
@@ -178,8 +174,7 @@ def calibrate(
 def _print_summary(data: dict, paths: dict[str, Path]) -> None:
     fe = data["calibration"]["fit_error"]
     typer.echo(
-        f"{data['name']}: max_iops {data['max_iops']:,.0f}  max_mbps {data['max_mbps']:.1f}  "
-        f"base_latency_ms {data['base_latency_ms']:.4f}"
+        f"{data['name']}: max_iops {data['max_iops']:,.0f}  max_mbps {data['max_mbps']:.1f}  base_latency_ms {data['base_latency_ms']:.4f}"
     )
     for model in ("mm1", "curve"):
         loo = fe[model]["leave_one_out"]

@@ -238,6 +238,4 @@ class DiskTracker:
 
     def restore(self, state: dict) -> None:
         self.prev_t = state.get("t")
-        self.prev = {
-            n: Counters(n, int(a), int(b), tuple(int(x) for x in v)) for n, (a, b, v) in state.get("devices", {}).items()
-        }
+        self.prev = {n: Counters(n, int(a), int(b), tuple(int(x) for x in v)) for n, (a, b, v) in state.get("devices", {}).items()}

@@ -206,9 +206,7 @@ class Store:
                     f"INSERT INTO samples VALUES (?, ?, ?, {', '.join('?' * len(DEVICE_COLUMNS))})",
                     (name, t, dt, *(getattr(r, c) for c in DEVICE_COLUMNS)),
                 )
-                self.con.execute(
-                    "UPDATE devices SET first_t = COALESCE(first_t, ?), last_t = ? WHERE name = ?", (t - dt, t, name)
-                )
+                self.con.execute("UPDATE devices SET first_t = COALESCE(first_t, ?), last_t = ? WHERE name = ?", (t - dt, t, name))
             if host is not None and dt is not None:
                 self.con.execute("INSERT INTO host VALUES (?, ?, ?, ?, ?)", (t, dt, host.cpu_pct, host.mem_pct, host.net_mbps))
             self.con.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", [(e.t, e.device, e.kind, e.detail) for e in events])
@@ -258,9 +256,7 @@ class Store:
         """(t, dt, values [n, len(DEVICE_COLUMNS)]) of one device, by time; NULL -> NaN."""
         import numpy as np
 
-        rows = self.con.execute(
-            f"SELECT t, dt, {', '.join(DEVICE_COLUMNS)} FROM samples WHERE device = ? ORDER BY t", (device,)
-        ).fetchall()
+        rows = self.con.execute(f"SELECT t, dt, {', '.join(DEVICE_COLUMNS)} FROM samples WHERE device = ? ORDER BY t", (device,)).fetchall()
         a = np.array(rows, dtype=np.float64).reshape(-1, 2 + len(DEVICE_COLUMNS))
         return a[:, 0], a[:, 1], a[:, 2:]
 

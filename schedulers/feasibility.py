@@ -144,7 +144,12 @@ def scaled_tiers(pool: Pool, need_slots: float, need_mbps: float) -> dict[str, d
     fs = max(1.0, need_slots / pool.total_slots)
     fb = max(fs, need_mbps / pool.total_mbps)
     return {
-        name: {"slots": float(math.ceil(s * fs - 1e-9)), "ingest_mbps": math.ceil(b * fb * 10.0 - 1e-9) / 10.0, "has_slots": float(s), "has_ingest_mbps": float(b)}
+        name: {
+            "slots": float(math.ceil(s * fs - 1e-9)),
+            "ingest_mbps": math.ceil(b * fb * 10.0 - 1e-9) / 10.0,
+            "has_slots": float(s),
+            "has_ingest_mbps": float(b),
+        }
         for name, s, b in zip(pool.names, pool.slots, pool.ingest_mbps)
     }
 

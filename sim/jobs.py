@@ -46,7 +46,9 @@ class Job:
 class JobTable:
     """The live jobs of the fleet; `on_complete(job)` is called as each one finishes."""
 
-    def __init__(self, env: simpy.Environment, n_volumes: int, tiers: list[Tier], tracker: FleetTracker, on_complete: Callable[[Job], None]):
+    def __init__(
+        self, env: simpy.Environment, n_volumes: int, tiers: list[Tier], tracker: FleetTracker, on_complete: Callable[[Job], None]
+    ):
         n = n_volumes
         self.env = env
         self.tiers = tiers

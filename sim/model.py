@@ -127,8 +127,12 @@ class Simulation:
         self.tick = 0
         self.forecast: Forecast | None = None
         self.history = HistoryRecorder(
-            n, spec.tick_s, spec.ticks(spec.history_step_s), spec.ticks(spec.duration_s) // spec.ticks(spec.history_step_s) + 1,
-            self.table.kinds, spec.start_epoch,
+            n,
+            spec.tick_s,
+            spec.ticks(spec.history_step_s),
+            spec.ticks(spec.duration_s) // spec.ticks(spec.history_step_s) + 1,
+            self.table.kinds,
+            spec.start_epoch,
         )
         self.series = SeriesLog(self.table.ids)
         self.forecast_log = ForecastLog(self.table.ids)
@@ -183,8 +187,15 @@ class Simulation:
         writes = blk.write_iops.astype(np.float64) * self.spec.tick_s
         exact = self._prepare_extents(blk, writes)
         return _Block(
-            b0, blk, blk.iops.astype(np.float64), blk.mbps.astype(np.float64), writes,
-            np.zeros((nb, n)), np.empty((nb, n)), np.empty((nb, n)), exact,
+            b0,
+            blk,
+            blk.iops.astype(np.float64),
+            blk.mbps.astype(np.float64),
+            writes,
+            np.zeros((nb, n)),
+            np.empty((nb, n)),
+            np.empty((nb, n)),
+            exact,
         )
 
     def _run_block(self, b: _Block):
@@ -255,8 +266,17 @@ class Simulation:
     def context(self, t: float) -> DecisionContext:
         """What the scheduler sees at `t`."""
         return build_context(
-            t, self.tick, self.spec, self.table, self.tiers, self.points, self.jobs,
-            (self.prod_iops, self.prod_mbps), self.tracker.dirty_bytes, self.history.history, self.forecast,
+            t,
+            self.tick,
+            self.spec,
+            self.table,
+            self.tiers,
+            self.points,
+            self.jobs,
+            (self.prod_iops, self.prod_mbps),
+            self.tracker.dirty_bytes,
+            self.history.history,
+            self.forecast,
         )
 
     def _decide(self, t: float) -> None:

@@ -164,7 +164,14 @@ def build_result(
 ) -> RunResult:
     """Frames and fleet figures of a finished run (series and forecasts are set by the caller)."""
     per_vol = pd.DataFrame(
-        {"volume": table.ids, "kind": table.kinds, "device": table.device, "rpo_s": table.rpo_s, "rto_s": table.rto_s, **metrics.per_volume()}
+        {
+            "volume": table.ids,
+            "kind": table.kinds,
+            "device": table.device,
+            "rpo_s": table.rpo_s,
+            "rto_s": table.rto_s,
+            **metrics.per_volume(),
+        }
     )
     jobs = pd.DataFrame(job_log, columns=JOB_COLUMNS)
     counts = jobs.groupby("kind").size() if len(jobs) else pd.Series(dtype=int)

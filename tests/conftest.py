@@ -121,7 +121,9 @@ def freeze_context(ctx: DecisionContext) -> DecisionContext:
     copies = {f.name: np.copy(v) for f in dataclasses.fields(ctx) if isinstance(v := getattr(ctx, f.name), np.ndarray)}
     dirty = tuple(np.copy(a) for a in ctx.dirty_bytes())
     history = ctx.history()
-    history = dataclasses.replace(history, **{k: np.copy(getattr(history, k)) for k in ("times", "iops", "mbps", "cpu_pct", "mem_pct", "net_mbps")})
+    history = dataclasses.replace(
+        history, **{k: np.copy(getattr(history, k)) for k in ("times", "iops", "mbps", "cpu_pct", "mem_pct", "net_mbps")}
+    )
     return dataclasses.replace(ctx, **copies, _dirty=lambda: dirty, _history=lambda: history)
 
 

@@ -98,12 +98,28 @@ class Site:
 
     def config(self, name: str, volumes: list[dict], tiers: list[dict] | None = None, **top) -> Path:
         cfg = {
-            "name": f"{name}-{os.getpid()}", "state": str(self.root / f"{name}.state"), "period": "0.5s", "history_step": "2s", "horizon": "80s",
-            "impact_threshold": 0.05, "device_model": "device.yaml", "estimate_every": "1s",
-            "tiers": tiers or [{"name": "fast", "media": "ssd", "ingest_mbps": 400, "restore_mbps": 400, "slots": 2,
-                                "restic": {"repository": str(self.repo()), "password_file": str(self.pw)}}],
-            "volumes": volumes, **top,
-        }  # fmt: skip
+            "name": f"{name}-{os.getpid()}",
+            "state": str(self.root / f"{name}.state"),
+            "period": "0.5s",
+            "history_step": "2s",
+            "horizon": "80s",
+            "impact_threshold": 0.05,
+            "device_model": "device.yaml",
+            "estimate_every": "1s",
+            "tiers": tiers
+            or [
+                {
+                    "name": "fast",
+                    "media": "ssd",
+                    "ingest_mbps": 400,
+                    "restore_mbps": 400,
+                    "slots": 2,
+                    "restic": {"repository": str(self.repo()), "password_file": str(self.pw)},
+                }
+            ],
+            "volumes": volumes,
+            **top,
+        }
         path = self.root / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return path
@@ -124,8 +140,13 @@ class AgentProc:
         self.log = log
         self.fh = open(log, "ab")
         pre = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user is not None else []
-        self.p = subprocess.Popen([*pre, sys.executable, "-m", "host", "agent", str(config), *map(str, args)], cwd=ROOT,
-                                  stdout=self.fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})  # fmt: skip
+        self.p = subprocess.Popen(
+            [*pre, sys.executable, "-m", "host", "agent", str(config), *map(str, args)],
+            cwd=ROOT,
+            stdout=self.fh,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -194,10 +215,23 @@ class Load(threading.Thread):
             rw, bs, rate = self.RATES[kind]
             t0 = time.time()
             self.proc = subprocess.Popen(
-                ["fio", "--name=prod", f"--filename={self.fio_file}", f"--rw={rw}", f"--bs={bs}", f"--rate={rate}", "--direct=1",
-                 "--ioengine=libaio", "--iodepth=16", "--size=512M", f"--runtime={secs}", "--time_based"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                [
+                    "fio",
+                    "--name=prod",
+                    f"--filename={self.fio_file}",
+                    f"--rw={rw}",
+                    f"--bs={bs}",
+                    f"--rate={rate}",
+                    "--direct=1",
+                    "--ioengine=libaio",
+                    "--iodepth=16",
+                    "--size=512M",
+                    f"--runtime={secs}",
+                    "--time_based",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             self.proc.wait()
             self.phases.append((kind, t0, time.time()))
 
@@ -269,7 +303,10 @@ class DiskReads(threading.Thread):
         processes read from the device meanwhile (a shared disk), then the device shows at least
         the backup's reads. (device MB/s, backup MB/s)."""
         device, job = self.mbps(a, b), self.mbps(a, b, which=2)
-        print(f"limit {want:.1f} MB/s; over {b - a:.1f} s the device read {device:.1f} MB/s (/proc/diskstats), the backup {job:.1f} MB/s (/proc/PID/io)")
+        print(
+            f"limit {want:.1f} MB/s; over {b - a:.1f} s the device read {device:.1f} MB/s (/proc/diskstats), the backup "
+            f"{job:.1f} MB/s (/proc/PID/io)"
+        )
         assert job == pytest.approx(want, rel=rel)
         others = device - job
         if others <= 0.1 * want:
@@ -285,7 +322,20 @@ class DiskReads(threading.Thread):
 
 
 def jobs(state: Path, volume: str | None = None) -> list[dict]:
-    cols = ("id", "volume", "kind", "state", "forced", "start_t", "end_t", "throttle_mbps", "read_bytes", "est_bytes", "error", "snapshot_id")
+    cols = (
+        "id",
+        "volume",
+        "kind",
+        "state",
+        "forced",
+        "start_t",
+        "end_t",
+        "throttle_mbps",
+        "read_bytes",
+        "est_bytes",
+        "error",
+        "snapshot_id",
+    )
     rows = query(state, f"SELECT {', '.join(cols)} FROM jobs ORDER BY id")
     out = [dict(zip(cols, r)) for r in rows]
     return [j for j in out if volume is None or j["volume"] == volume]
@@ -316,10 +366,12 @@ def seasonal(season_s: float) -> dict:
     then (and as the fallback) the median of the last 15 s, robust to another process's burst."""
     return {
         "history_step": "5s",
-        "forecaster": "seasonal_naive", "forecaster_params": {"season": season_s, "calib_horizon_s": season_s, "calib_days": 0.01},
-        "fallback": "trailing_median", "fallback_params": {"window_s": 15.0},
+        "forecaster": "seasonal_naive",
+        "forecaster_params": {"season": season_s, "calib_horizon_s": season_s, "calib_days": 0.01},
+        "fallback": "trailing_median",
+        "fallback_params": {"window_s": 15.0},
         "retrain": {"min_history_hours": season_s / 3600.0, "every_hours": 1.0, "eval_s": 10.0},
-    }  # fmt: skip
+    }
 
 
 def prepare_volume(site: Site, name: str, mb: int, repo: Path) -> Path:
@@ -354,7 +406,9 @@ def run_scenario(site: Site, cfg: Path, plan, until, timeout: float, lead: float
 
 def limit_during(decs: list[dict], volume: str, a: float, b: float) -> float:
     """The time-weighted read limit (MB/s) the policy set for `volume` over [a, b]."""
-    steps = [(d["t"], d["rate_mbps"]) for d in decs if d["volume"] == volume and d["accepted"] and d["action"] in ("start", "throttle", "resume")]
+    steps = [
+        (d["t"], d["rate_mbps"]) for d in decs if d["volume"] == volume and d["accepted"] and d["action"] in ("start", "throttle", "resume")
+    ]
     total = 0.0
     for i, (t, r) in enumerate(steps):
         lo, hi = max(t, a), min(steps[i + 1][0] if i + 1 < len(steps) else b, b)
@@ -379,8 +433,11 @@ def test_predictive_defers_the_backup_to_the_quiet_phase_fixed_does_not_and_the_
     assert len(js) >= 1 and js[0]["state"] == "done", (js, log)
     job = js[0]
     start_kind, end_kind = load.kind_at(job["start_t"]), load.kind_at(job["end_t"] - 0.5)
-    print(f"\npredictive: job {job['kind']} started {job['start_t'] - load.phases[0][1]:.1f} s into the script "
-          f"({start_kind}), ended {job['end_t'] - load.phases[0][1]:.1f} s ({end_kind}); phases {[(k, round(a - load.phases[0][1]), round(b - load.phases[0][1])) for k, a, b in load.phases]}")  # fmt: skip
+    print(
+        f"\npredictive: job {job['kind']} started {job['start_t'] - load.phases[0][1]:.1f} s into the script "
+        f"({start_kind}), ended {job['end_t'] - load.phases[0][1]:.1f} s ({end_kind}); phases "
+        f"{[(k, round(a - load.phases[0][1]), round(b - load.phases[0][1])) for k, a, b in load.phases]}"
+    )
     assert start_kind == "quiet" and end_kind == "quiet", log
     assert not job["forced"]
     # the limit the policy set held: the backup's reads and the device's (/proc/diskstats)
@@ -397,7 +454,13 @@ def test_predictive_defers_the_backup_to_the_quiet_phase_fixed_does_not_and_the_
     data2 = prepare_volume(site, "db2", 200, repo2)
     t0 = time.time()
     fixed = {"incremental_every_h": 50 / 3600, "incremental_at_h": ((t0 + 10.0) % 50.0) / 3600}
-    tier = {"name": "fast", "ingest_mbps": 400, "restore_mbps": 400, "slots": 2, "restic": {"repository": str(repo2), "password_file": str(site.pw)}}
+    tier = {
+        "name": "fast",
+        "ingest_mbps": 400,
+        "restore_mbps": 400,
+        "slots": 2,
+        "restic": {"repository": str(repo2), "password_file": str(site.pw)},
+    }
     vol2 = {**vol, "name": "db2", "paths": [str(data2)]}
     cfg2 = site.config("fixed", [vol2], [tier], policy="fixed", params=fixed)
     state2 = site.root / "fixed.state"
@@ -424,8 +487,10 @@ def test_a_busy_phase_longer_than_the_rpo_forces_the_backup_in_time(site):
     old_t = parse_time(old)
     job = jobs(state, "db")[0]
     starts = [d for d in decisions(state) if d["action"] == "start"]
-    print(f"\nforced: started {job['start_t'] - old_t:.1f} s after the last restore point, done {job['end_t'] - old_t:.1f} s after it "
-          f"(RPO 45 s); {starts[0]['reason'][:160]}")  # fmt: skip
+    print(
+        f"\nforced: started {job['start_t'] - old_t:.1f} s after the last restore point, done {job['end_t'] - old_t:.1f} s after it "
+        f"(RPO 45 s); {starts[0]['reason'][:160]}"
+    )
     assert job["state"] == "done" and job["forced"] == 1, agent.text()
     assert starts[0]["forced"] == 1 and "forced" in starts[0]["reason"]
     assert "FORCED start" in agent.text()
@@ -442,7 +507,13 @@ def test_an_undersized_tier_names_the_volumes_that_will_miss(site):
     for i in range(4):
         data = prepare_volume(site, f"v{i}", 60, repo)
         vols.append({"name": f"v{i}", "paths": [str(data)], "rpo": "20s", "rto": "1h"})
-    tier = {"name": "one", "ingest_mbps": 20, "restore_mbps": 100, "slots": 1, "restic": {"repository": str(repo), "password_file": str(site.pw)}}
+    tier = {
+        "name": "one",
+        "ingest_mbps": 20,
+        "restore_mbps": 100,
+        "slots": 1,
+        "restic": {"repository": str(repo), "password_file": str(site.pw)},
+    }
     cfg = site.config("small", vols, [tier], policy="predictive", params=PRED_PARAMS)
     agent = AgentProc(cfg, log=site.root / "small.log")
     try:
@@ -482,8 +553,14 @@ def test_kill_9_mid_backup_then_restart_adopts_or_cleans_up_and_loses_no_restore
     data = prepare_volume(site, "db", 200, repo)
     t0 = time.time()
     params = {"incremental_every_h": 25 / 3600, "incremental_at_h": ((t0 + 6.0) % 25.0) / 3600, "rate_mbps": 10.0}
-    cfg = site.config("kill", [{"name": "db", "paths": [str(data)], "rpo": "5m", "rto": "1h"}], policy="fixed", params=params,
-                      metrics={"port": 0}, retry={"base": "1s", "max": "5s"})  # fmt: skip
+    cfg = site.config(
+        "kill",
+        [{"name": "db", "paths": [str(data)], "rpo": "5m", "rto": "1h"}],
+        policy="fixed",
+        params=params,
+        metrics={"port": 0},
+        retry={"base": "1s", "max": "5s"},
+    )
     state = site.root / "kill.state"
     log = site.root / "kill.log"
     a = AgentProc(cfg, log=log)
@@ -535,10 +612,22 @@ def test_bad_input_is_one_line_each_and_the_other_volumes_are_served(site):
     t0 = time.time()
     params = {"incremental_every_h": 6 / 3600, "incremental_at_h": ((t0 + 2.0) % 6.0) / 3600}
     tiers = [
-        {"name": "fast", "ingest_mbps": 400, "restore_mbps": 400, "slots": 2, "restic": {"repository": str(repo), "password_file": str(site.pw)}},
-        {"name": "gone", "ingest_mbps": 400, "restore_mbps": 400, "slots": 2, "priority": 1,
-         "restic": {"repository": str(site.root / "no-such-repo"), "password_file": str(site.pw)}},
-    ]  # fmt: skip
+        {
+            "name": "fast",
+            "ingest_mbps": 400,
+            "restore_mbps": 400,
+            "slots": 2,
+            "restic": {"repository": str(repo), "password_file": str(site.pw)},
+        },
+        {
+            "name": "gone",
+            "ingest_mbps": 400,
+            "restore_mbps": 400,
+            "slots": 2,
+            "priority": 1,
+            "restic": {"repository": str(site.root / "no-such-repo"), "password_file": str(site.pw)},
+        },
+    ]
     vols = [
         {"name": "good", "paths": [str(good)], "rpo": "5m", "rto": "1h"},
         {"name": "fails", "paths": [str(good)], "rpo": "5m", "rto": "1h", "command": "sh -c 'echo disk on fire >&2; exit 3'"},
@@ -603,8 +692,13 @@ class lock_exclusively:
 
     def __enter__(self):
         env = {**os.environ, "RESTIC_PASSWORD_FILE": str(self.pw)}
-        self.p = subprocess.Popen(["sh", "-c", 'kill -STOP $$; exec restic -r "$0" prune', str(self.repo)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        self.p = subprocess.Popen(
+            ["sh", "-c", 'kill -STOP $$; exec restic -r "$0" prune', str(self.repo)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         seen: set[str] = set()
         end = time.time() + 60
         while not self._holds(seen):

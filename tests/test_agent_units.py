@@ -129,7 +129,10 @@ def test_state_keeps_its_clock_and_admits_one_writer(tmp_path):
     ro.close()
     st.close()
     st2 = AgentState.open(tmp_path / "s", "a")
-    assert st2.start_epoch() == epoch and st2.add_points([{"volume": "v", "tier": "t", "snapshot_id": "x", "kind": "full", "snapshot_t": 5.0}]) == 0
+    assert (
+        st2.start_epoch() == epoch
+        and st2.add_points([{"volume": "v", "tier": "t", "snapshot_id": "x", "kind": "full", "snapshot_t": 5.0}]) == 0
+    )
     st2.close()
     other = tmp_path / "other"
     other.mkdir()
@@ -179,10 +182,34 @@ def test_step_history_folds_periods_into_time_weighted_steps_and_holds_over_gaps
 def test_restore_points_give_the_policy_its_rpo_and_rto_figures():
     book = PointBook(["a", "b"], ["fast", "slow"], [100.0, 10.0], 60.0, start_epoch=1000.0)
     rows = [
-        {"volume": "a", "tier": "fast", "snapshot_id": "s1", "kind": "incremental", "snapshot_t": 1100.0, "bytes": None, "source": "restic"},
+        {
+            "volume": "a",
+            "tier": "fast",
+            "snapshot_id": "s1",
+            "kind": "incremental",
+            "snapshot_t": 1100.0,
+            "bytes": None,
+            "source": "restic",
+        },
         {"volume": "b", "tier": "slow", "snapshot_id": "j1", "kind": "full", "snapshot_t": 1010.0, "bytes": 5e9, "source": "command"},
-        {"volume": "b", "tier": "slow", "snapshot_id": "j2", "kind": "incremental", "snapshot_t": 1050.0, "bytes": 1e8, "source": "command"},
-        {"volume": "b", "tier": "slow", "snapshot_id": "j3", "kind": "incremental", "snapshot_t": 1090.0, "bytes": 2e8, "source": "command"},
+        {
+            "volume": "b",
+            "tier": "slow",
+            "snapshot_id": "j2",
+            "kind": "incremental",
+            "snapshot_t": 1050.0,
+            "bytes": 1e8,
+            "source": "command",
+        },
+        {
+            "volume": "b",
+            "tier": "slow",
+            "snapshot_id": "j3",
+            "kind": "incremental",
+            "snapshot_t": 1090.0,
+            "bytes": 2e8,
+            "source": "command",
+        },
     ]
     book.load(rows, np.array([2e9, 4e9]))
     assert book.last_snap.tolist() == [100.0, 90.0] and book.last_full[0] == -np.inf and book.last_full[1] == 10.0

@@ -167,12 +167,17 @@ class BackToBack:
 def test_job_timing_is_the_simulators(rpo_ticks, feasible):
     """Snapshot at a tick, bytes from the next, next job after completion: 3 ticks is the shortest RPO met."""
     load = constant(count=1, tick_s=DT, read_iops=100, write_iops=50, read_mbps=1, write_mbps=1)
-    spec = SimSpec(volumes=(VolumeSpec("v", DEVICE_CLASSES["ssd"], 1e9, rpo_ticks * DT, 3600.0),),
-                   tiers=(TierSpec("t", "ssd", 1000.0, 1000.0, 1, 1e12, 0.0),), duration_s=200.0, record_s=DT)
+    spec = SimSpec(
+        volumes=(VolumeSpec("v", DEVICE_CLASSES["ssd"], 1e9, rpo_ticks * DT, 3600.0),),
+        tiers=(TierSpec("t", "ssd", 1000.0, 1000.0, 1, 1e12, 0.0),),
+        duration_s=200.0,
+        record_s=DT,
+    )
     run = Simulation(spec, load, BackToBack()).run()
     assert bool(run.fleet["rpo_compliance_pct"] == 100.0) == feasible
-    v = volume_input("v", DT, np.full(20, 150.0), np.full(20, 2.0), np.full(20, 500.0), DEVICE_CLASSES["ssd"], rpo_ticks * DT, 1e9,
-                     curve(1000, 1e9))
+    v = volume_input(
+        "v", DT, np.full(20, 150.0), np.full(20, 2.0), np.full(20, 500.0), DEVICE_CLASSES["ssd"], rpo_ticks * DT, 1e9, curve(1000, 1e9)
+    )
     assert bool(np.isfinite(brute_force(Instance(DT, [v], 1000.0), levels=1))) == feasible
 
 
@@ -227,7 +232,12 @@ def test_an_rpo_shorter_than_a_jobs_turnaround_is_reported_infeasible():
 
 def small_config() -> dict:
     return {
-        "name": "bound-small", "seed": 3, "duration_h": 24, "history_h": 48, "rpo_h": 4, "rto_h": 8,
+        "name": "bound-small",
+        "seed": 3,
+        "duration_h": 24,
+        "history_h": 48,
+        "rpo_h": 4,
+        "rto_h": 8,
         "fleet": [
             {"workload": "database", "name": "db-", "count": 1, "device": "ssd", "used_gb": 200, "rpo_h": 3},
             {"workload": "vm", "name": "vm-", "count": 1, "device": "san", "used_gb": 150},
@@ -235,7 +245,9 @@ def small_config() -> dict:
         ],
         "tiers": [{"name": "ssd", "media": "ssd", "ingest_mbps": 1500, "restore_mbps": 1200, "slots": 4}],
         "policies": [
-            {"policy": "fixed"}, {"policy": "reactive"}, {"policy": "predictive", "forecaster": "seasonal_naive"},
+            {"policy": "fixed"},
+            {"policy": "reactive"},
+            {"policy": "predictive", "forecaster": "seasonal_naive"},
             {"policy": "oracle", "retrain": {"min_history_hours": 0}},
             {"policy": "fixed", "name": "fixed-daily-full", "params": {"full_every_h": 24}},
         ],
@@ -281,7 +293,9 @@ def test_report_prints_the_bound_beside_the_runs(tmp_path, capsys):
     runs = tmp_path / "runs"
     for name, value in (("oracle", 0.002), ("predictive-seasonal_naive", 0.003)):
         (runs / f"{name}-s3").mkdir(parents=True)
-        (runs / f"{name}-s3" / "summary.json").write_text(json.dumps({"meta": {"policy": name, "seed": 3}, "fleet": {"impact_io_mean": value}}))
+        (runs / f"{name}-s3" / "summary.json").write_text(
+            json.dumps({"meta": {"policy": name, "seed": 3}, "fleet": {"impact_io_mean": value}})
+        )
     assert report_main([str(path), "--runs", str(runs), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     bound = out[0]["bounds"][0]["impact_io_mean"]
@@ -346,8 +360,12 @@ def test_exact_extents_bound_the_simulators_job_sizes_and_its_impact():
     t, c = (np.concatenate(x) for x in zip(*exact[0]))
     dev = DEVICE_CLASSES["san"]
     v = exact_volume_input("x", DT, iops[:, 0], mbps[:, 0], t, c, dev, rho * DT, 1e9, 1 << 20)
-    spec = SimSpec(volumes=(VolumeSpec("x", dev, 1e9, rho * DT, 3600.0),), tiers=(TierSpec("t", "ssd", 1000.0, 1000.0, 1, 1e12, 0.0),),
-                   duration_s=n * DT, record_s=DT)
+    spec = SimSpec(
+        volumes=(VolumeSpec("x", dev, 1e9, rho * DT, 3600.0),),
+        tiers=(TierSpec("t", "ssd", 1000.0, 1000.0, 1, 1e12, 0.0),),
+        duration_s=n * DT,
+        record_s=DT,
+    )
     run = Simulation(spec, source, BackToBack()).run()
     assert run.fleet["rpo_compliance_pct"] == 100.0
     jobs = run.jobs.sort_values("snapshot_t")

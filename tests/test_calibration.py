@@ -167,8 +167,9 @@ def test_calibration_never_sees_past_the_origin():
     assert np.array_equal(again.upper, Calibrated("seasonal_naive", coverage=0.9).predict(upto(h, origins[1]), H).upper)
     # the perturbation is there to be seen: past it, the errors and the band change
     later = 9 * DAY + 100
-    assert not np.array_equal(Calibrated("seasonal_naive").predict(upto(h, later), H).upper,
-                              Calibrated("seasonal_naive").predict(upto(bent, later), H).upper)
+    assert not np.array_equal(
+        Calibrated("seasonal_naive").predict(upto(h, later), H).upper, Calibrated("seasonal_naive").predict(upto(bent, later), H).upper
+    )
 
 
 def test_calibration_is_deterministic():
@@ -232,7 +233,11 @@ def test_service_calibrates_when_configured():
     h = noisy_fleet(5, "student_t3", seed=6)
     runs = {}
     for cov in (None, 0.8):
-        svc = ForecastService(KnownSignal(), 24, {"min_history_hours": 24} if cov is None else {"coverage": cov, "min_history_hours": 24, "calib_window_h": 48})
+        svc = ForecastService(
+            KnownSignal(),
+            24,
+            {"min_history_hours": 24} if cov is None else {"coverage": cov, "min_history_hours": 24, "calib_window_h": 48},
+        )
         served = drive(svc, h, DAY)
         runs[cov] = (svc.summary(), served)
     (raw, raw_fc), (cal, cal_fc) = runs[None], runs[0.8]
@@ -245,8 +250,12 @@ def test_service_calibrates_when_configured():
     # deterministic: the same run again gives the same report
     again = ForecastService(KnownSignal(), 24, {"coverage": 0.8, "min_history_hours": 24, "calib_window_h": 48})
     drive(again, h, DAY)
-    assert again.summary() == {**cal, "fit_s_total": again.summary()["fit_s_total"], "predict_s_total": again.summary()["predict_s_total"],
-                               "predict_ms_mean": again.summary()["predict_ms_mean"]}
+    assert again.summary() == {
+        **cal,
+        "fit_s_total": again.summary()["fit_s_total"],
+        "predict_s_total": again.summary()["predict_s_total"],
+        "predict_ms_mean": again.summary()["predict_ms_mean"],
+    }
 
 
 # ----------------------------------------------------------------------------- backtest

@@ -49,7 +49,9 @@ def test_unknown_policy(tmp_path):
 
 
 def test_unknown_policy_param(tmp_path):
-    assert_one_line_error(piop("run", tiny_config(tmp_path, policies=[{"policy": "fixed", "params": {"speed": 1}}])), "policies.0.params", "speed")
+    assert_one_line_error(
+        piop("run", tiny_config(tmp_path, policies=[{"policy": "fixed", "params": {"speed": 1}}])), "policies.0.params", "speed"
+    )
 
 
 def test_missing_file(tmp_path):
@@ -69,7 +71,16 @@ def test_run_writes_results_and_json(tmp_path):
     rows = json.loads(proc.stdout)
     assert {r["policy"] for r in rows} == {"fixed", "reactive", "predictive-seasonal_naive"}
     run_dir = tmp_path / "res" / "tiny" / "fixed-s1"
-    for name in ("config.yaml", "summary.json", "fleet.parquet", "volumes.parquet", "series.parquet", "jobs.parquet", "decisions.parquet", "timeline.png"):
+    for name in (
+        "config.yaml",
+        "summary.json",
+        "fleet.parquet",
+        "volumes.parquet",
+        "series.parquet",
+        "jobs.parquet",
+        "decisions.parquet",
+        "timeline.png",
+    ):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -60,11 +60,13 @@ def test_t_ci_matches_scipy():
 
 def test_paired_differences_are_paired_by_seed():
     # seeds vary a lot, the policy difference is a constant -1: the paired CI is a point
-    runs = pd.DataFrame({
-        "policy": ["a"] * 4 + ["b"] * 4,
-        "seed": [1, 2, 3, 4, 4, 3, 2, 1],  # b listed in another order
-        "m": [10.0, 20.0, 30.0, 40.0, 39.0, 29.0, 19.0, 9.0],
-    })
+    runs = pd.DataFrame(
+        {
+            "policy": ["a"] * 4 + ["b"] * 4,
+            "seed": [1, 2, 3, 4, 4, 3, 2, 1],  # b listed in another order
+            "m": [10.0, 20.0, 30.0, 40.0, 39.0, 29.0, 19.0, 9.0],
+        }
+    )
     d = paired_differences(runs, ["m"], "a")
     assert d.loc[0, "diff"] == pytest.approx(-1.0)
     assert d.loc[0, "lo"] == pytest.approx(-1.0) and d.loc[0, "hi"] == pytest.approx(-1.0)
@@ -87,7 +89,11 @@ def test_parse_seeds():
 
 
 def _mtimes(exp: Path) -> dict[str, int]:
-    return {d.name: (d / "summary.json").stat().st_mtime_ns for d in exp.iterdir() if d.is_dir() and not d.name.startswith(".") and (d / "summary.json").exists()}
+    return {
+        d.name: (d / "summary.json").stat().st_mtime_ns
+        for d in exp.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and (d / "summary.json").exists()
+    }
 
 
 def test_killed_sweep_resumes_without_rerunning_finished(tmp_path):
@@ -95,8 +101,13 @@ def test_killed_sweep_resumes_without_rerunning_finished(tmp_path):
     cfg_path = write(tmp_path, small_config(seeds=[1, 2, 3], duration_h=4))
     out = tmp_path / "res"
     exp = out / "small"
-    proc = subprocess.Popen([sys.executable, "-m", "experiments", "compare", str(cfg_path), "--out", str(out), "-q"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments", "compare", str(cfg_path), "--out", str(out), "-q"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline and len(_mtimes(exp) if exp.exists() else {}) < 2:

@@ -35,7 +35,9 @@ from sim.types import BackupKind, DecisionContext, Forecast, JobState, LoadHisto
 SLOW_FORECASTERS = {"lstm", "arima", "mstl", "ets"}
 #: parameters that keep the heavy models to seconds on the tiny data below
 TINY_PARAMS: dict[str, dict] = {
-    "lstm": dict(window_s=6 * 3600.0, horizon_s=86_400.0, hidden=8, days=2, epochs=2, warm_epochs=1, samples_per_epoch=256, batch_size=64, seed=0),
+    "lstm": dict(
+        window_s=6 * 3600.0, horizon_s=86_400.0, hidden=8, days=2, epochs=2, warm_epochs=1, samples_per_epoch=256, batch_size=64, seed=0
+    ),
     "ets": {"fit_days": 3},
     "arima": {"fit_days": 3},
     "mstl": {"fit_days": 15},

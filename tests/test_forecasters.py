@@ -26,7 +26,9 @@ DAY = 288
 MONDAY = 1704067200.0  # 2024-01-01 00:00 UTC
 BITBRAINS = Path(__file__).resolve().parents[1] / ".." / "shared" / "traces" / "bitbrains_gwa_t12_rnd"
 
-TINY_LSTM = dict(window_s=3600.0, horizon_s=6 * 3600.0, hidden=16, days=3, epochs=6, warm_epochs=1, samples_per_epoch=1024, batch_size=128, seed=0)
+TINY_LSTM = dict(
+    window_s=3600.0, horizon_s=6 * 3600.0, hidden=16, days=3, epochs=6, warm_epochs=1, samples_per_epoch=1024, batch_size=128, seed=0
+)
 
 
 def hist(mbps: np.ndarray, kinds: list[str] | None = None, iops_per_mb: float = 10.0) -> LoadHistory:
@@ -67,7 +69,20 @@ class TickSource:
 
 
 def test_registry_has_all_models():
-    for name in ("naive", "seasonal_naive", "seasonal_median", "ewma", "trailing_mean", "trailing_median", "blend", "ets", "arima", "mstl", "lstm", "oracle"):
+    for name in (
+        "naive",
+        "seasonal_naive",
+        "seasonal_median",
+        "ewma",
+        "trailing_mean",
+        "trailing_median",
+        "blend",
+        "ets",
+        "arima",
+        "mstl",
+        "lstm",
+        "oracle",
+    ):
         assert name in FORECASTERS
     f = FORECASTERS.create("seasonal_naive", season="weekly")
     assert f.name == "seasonal_naive_weekly"
@@ -186,14 +201,27 @@ def _spiked(y: np.ndarray, at: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "spec",
-    ["naive", "seasonal_naive", "seasonal_naive:season=weekly", "seasonal_median", "trailing_mean", "trailing_median", "ewma", "blend", "ets:fit_days=3", "lstm"],
+    [
+        "naive",
+        "seasonal_naive",
+        "seasonal_naive:season=weekly",
+        "seasonal_median",
+        "trailing_mean",
+        "trailing_median",
+        "ewma",
+        "blend",
+        "ets:fit_days=3",
+        "lstm",
+    ],
 )
 def test_no_forecaster_sees_past_the_origin(spec):
     y = daily_series(9, v=2, noise=0.1)
     slow = spec.startswith(("ets", "lstm"))
     cfg = BacktestConfig(horizon_s=6 * 3600.0, n_origins=3 if slow else 4, train_days=5.0, retrain_hours=24.0)
     if spec == "lstm":
-        spec = "lstm:" + ":".join(f"{k}={v}" for k, v in {**TINY_LSTM, "hidden": 8, "epochs": 1, "samples_per_epoch": 128, "batch_size": 64}.items())
+        spec = "lstm:" + ":".join(
+            f"{k}={v}" for k, v in {**TINY_LSTM, "hidden": 8, "epochs": 1, "samples_per_epoch": 128, "batch_size": 64}.items()
+        )
     a = run_backtest(hist(y), [spec], cfg)
     k = len(a.origins) - 2  # spike right after the last-but-one origin
     b = run_backtest(hist(_spiked(y, int(a.origins[k]))), [spec], cfg)
@@ -381,7 +409,24 @@ def _cli():
 def test_backtest_cli_on_bitbrains_vm(tmp_path):
     runner, app = _cli()
     path = str(BITBRAINS / "2013-7" / "5.csv.gz")
-    args = ["backtest", path, "--forecasters", "naive,trailing_mean,blend,oracle", "--origins", "3", "--train-days", "7", "--horizon-h", "6", "--out", str(tmp_path), "--name", "bb", "--json", "-q"]
+    args = [
+        "backtest",
+        path,
+        "--forecasters",
+        "naive,trailing_mean,blend,oracle",
+        "--origins",
+        "3",
+        "--train-days",
+        "7",
+        "--horizon-h",
+        "6",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "bb",
+        "--json",
+        "-q",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
@@ -396,7 +441,9 @@ def test_backtest_cli_user_errors(tmp_path):
     runner, app = _cli()
     r = runner.invoke(app, ["backtest", str(tmp_path / "missing")])
     assert r.exit_code == 2 and r.stderr.startswith("error:") and "Traceback" not in r.output
-    r = runner.invoke(app, ["backtest", "--synthetic", "vm", "--forecasters", "nope", "--days", "3", "--train-days", "1", "--horizon-h", "1"])
+    r = runner.invoke(
+        app, ["backtest", "--synthetic", "vm", "--forecasters", "nope", "--days", "3", "--train-days", "1", "--horizon-h", "1"]
+    )
     assert r.exit_code == 2 and "unknown forecaster" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = runner.invoke(app, ["backtest", "--synthetic", "vm", "--forecasters", "naive", "--days", "1", "--count", "1"])
     assert r.exit_code == 2 and "too short" in r.stderr
@@ -405,7 +452,19 @@ def test_backtest_cli_user_errors(tmp_path):
 def test_backtest_cli_synthetic(tmp_path):
     runner, app = _cli()
     args = ["backtest", "--synthetic", "database,vm,fileserver", "--count", "1", "--days", "4", "--train-days", "2", "--horizon-h", "2"]
-    args += ["--origins", "3", "--forecasters", "naive,seasonal_naive,oracle", "--out", str(tmp_path), "--name", "syn", "--plot-volumes", "0", "-q"]
+    args += [
+        "--origins",
+        "3",
+        "--forecasters",
+        "naive,seasonal_naive,oracle",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "syn",
+        "--plot-volumes",
+        "0",
+        "-q",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     import pandas as pd

@@ -46,9 +46,17 @@ def test_run_lock_is_exclusive_and_a_killed_holders_file_is_removed(tmp_path):
     from common.locks import remove_stale, try_lock
 
     path = tmp_path / ".run.lock"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from common.locks import try_lock; "
-                               f"lock = try_lock({str(path)!r}); print(lock is not None, flush=True); time.sleep(60)"],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from common.locks import try_lock; "
+            f"lock = try_lock({str(path)!r}); print(lock is not None, flush=True); time.sleep(60)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "True"
         assert try_lock(path) is None  # held by the other process

@@ -38,19 +38,27 @@ def piop_capped(*args, gib: int = 6):
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (gib << 30, gib << 30))
 
-    return subprocess.run([sys.executable, "-m", "experiments", *map(str, args)], capture_output=True, text=True, cwd=ROOT,
-                          preexec_fn=cap, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "experiments", *map(str, args)], capture_output=True, text=True, cwd=ROOT, preexec_fn=cap, timeout=300
+    )
 
 
 def no_runs_written(out: Path) -> bool:
     return not (out / "hard").exists() or not any((out / "hard").iterdir())
 
 
-@pytest.mark.parametrize("policy, field, needle", [
-    ({"policy": "predictive", "forecaster": "seasonal_naive", "forecaster_params": {"sesaon": "weekly"}}, "forecaster_params", "sesaon"),
-    ({"policy": "predictive", "forecaster": "seasonal_naive", "retrain": {"evry_hours": 3}}, "retrain", "evry_hours"),
-    ({"policy": "predictive", "forecaster": "seasonal_naive", "retrain": {"every_hours": "daily"}}, "retrain.every_hours", "daily"),
-])
+@pytest.mark.parametrize(
+    "policy, field, needle",
+    [
+        (
+            {"policy": "predictive", "forecaster": "seasonal_naive", "forecaster_params": {"sesaon": "weekly"}},
+            "forecaster_params",
+            "sesaon",
+        ),
+        ({"policy": "predictive", "forecaster": "seasonal_naive", "retrain": {"evry_hours": 3}}, "retrain", "evry_hours"),
+        ({"policy": "predictive", "forecaster": "seasonal_naive", "retrain": {"every_hours": "daily"}}, "retrain.every_hours", "daily"),
+    ],
+)
 def test_forecasting_settings_are_checked_when_the_config_is_read(tmp_path, policy, field, needle):
     cfg = write_config(tmp_path, policies=[{"policy": "fixed"}, policy])
     out = tmp_path / "r"
@@ -62,11 +70,17 @@ def test_forecasting_settings_are_checked_when_the_config_is_read(tmp_path, poli
 def test_unknown_tuning_objective_fails_before_the_study_exists(tmp_path):
     base = write_config(tmp_path, policies=[{"policy": "fixed"}])
     spec = tmp_path / "tune.yaml"
-    spec.write_text(yaml.safe_dump({
-        "base": str(base), "policy": "fixed", "n_trials": 2,
-        "params": {"params.stagger_s": {"low": 0, "high": 60}},
-        "objectives": [{"metric": "impact_io_meen"}],
-    }))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "base": str(base),
+                "policy": "fixed",
+                "n_trials": 2,
+                "params": {"params.stagger_s": {"low": 0, "high": 60}},
+                "objectives": [{"metric": "impact_io_meen"}],
+            }
+        )
+    )
     out = tmp_path / "r"
     proc = piop("tune", spec, "--out", out, "-q")
     assert_one_line_error(proc, "tune.yaml", "objectives.0.metric", "impact_io_meen", "impact_io_mean")
@@ -94,10 +108,13 @@ def test_duration_under_one_tick(tmp_path):
     assert_one_line_error(piop("run", write_config(tmp_path, duration_h=0.001)), "cfg.yaml", "duration_h", "shorter than")
 
 
-@pytest.mark.parametrize("changes", [
-    {"fleet": [{"workload": "constant", "count": 10_000_000, "params": CONSTANT}]},
-    {"duration_h": 1e9},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"fleet": [{"workload": "constant", "count": 10_000_000, "params": CONSTANT}]},
+        {"duration_h": 1e9},
+    ],
+)
 def test_runs_too_large_for_memory_are_refused_at_once(tmp_path, changes):
     t0 = time.perf_counter()
     proc = piop_capped("run", write_config(tmp_path, **changes), "--out", tmp_path / "r")
@@ -105,10 +122,13 @@ def test_runs_too_large_for_memory_are_refused_at_once(tmp_path, changes):
     assert time.perf_counter() - t0 < 60
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--volumes", "0"], "--volumes"),
-    (["--days", "-1"], "--days"),
-    (["--volumes", "10000000"], "GiB of memory"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--volumes", "0"], "--volumes"),
+        (["--days", "-1"], "--days"),
+        (["--volumes", "10000000"], "GiB of memory"),
+    ],
+)
 def test_bench_options(args, needle):
     assert_one_line_error(piop_capped("bench", *args), needle)

@@ -88,8 +88,9 @@ def test_tune_on_read_only_disk(tmp_path, tmpfs):
     ro = tmpfs("ro", "ro")
     base = tiny_config(tmp_path)
     spec = tmp_path / "tune.yaml"
-    spec.write_text(yaml.safe_dump({"base": str(base), "policy": "fixed", "n_trials": 2,
-                                    "params": {"params.stagger_s": {"low": 0, "high": 60}}}))
+    spec.write_text(
+        yaml.safe_dump({"base": str(base), "policy": "fixed", "n_trials": 2, "params": {"params.stagger_s": {"low": 0, "high": 60}}})
+    )
     proc = piop("tune", spec, "--out", ro, "-q")
     assert_one_line_error(proc, str(ro / "tiny" / "tune"), "read-only")
 
@@ -98,8 +99,9 @@ def test_tune_on_full_disk_leaves_no_half_written_study(tmp_path, tmpfs):
     full = tmpfs("full", "size=64k")
     base = tiny_config(tmp_path)
     spec = tmp_path / "tune.yaml"
-    spec.write_text(yaml.safe_dump({"base": str(base), "policy": "fixed", "n_trials": 2,
-                                    "params": {"params.stagger_s": {"low": 0, "high": 60}}}))
+    spec.write_text(
+        yaml.safe_dump({"base": str(base), "policy": "fixed", "n_trials": 2, "params": {"params.stagger_s": {"low": 0, "high": 60}}})
+    )
     proc = piop("tune", spec, "--out", full, "-q")
     assert_one_line_error(proc, "tiny-fixed.db", "disk is full")
     assert not list(full.rglob("*.db")) and leftovers(full) == []

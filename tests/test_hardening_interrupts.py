@@ -34,8 +34,14 @@ def write_config(tmp_path: Path, duration_h: float, seeds: list[int]) -> Path:
 
 def interrupt(args: list, after_s: float, sig: int = signal.SIGINT) -> tuple[subprocess.CompletedProcess, list[psutil.Process]]:
     """Start `piop ARGS`, send `sig` to it (the parent only) after `after_s`, wait for it."""
-    proc = subprocess.Popen([sys.executable, "-m", "experiments", *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments", *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     time.sleep(after_s)
     children = psutil.Process(proc.pid).children(recursive=True)
     os.kill(proc.pid, sig)
@@ -78,9 +84,12 @@ def test_compare_interrupted(tmp_path, jobs):
 
 def test_run_interrupted(tmp_path):
     out = tmp_path / "r"
-    proc, _ = interrupt(["run", write_config(tmp_path, 600, [1]), "--out", out, "-q"], after_s=8)
-    assert_interrupted(proc, "0 of 2 runs kept in", "discarded")
-    assert leftovers(out) == [] and finished_runs(out / "intr") == 0
+    proc, _ = interrupt(["run", write_config(tmp_path, 1200, [1]), "--out", out, "-q"], after_s=8)
+    line = assert_interrupted(proc, "of 2 runs kept in", "discarded")
+    kept = int(re.search(r"(\d+) of 2 runs kept", line).group(1))
+    # how far it got depends on the machine; what it says it kept is what is on disk, and the run in progress is not
+    assert kept < 2 and kept == finished_runs(out / "intr")
+    assert leftovers(out) == []
 
 
 def trial_states(db: Path) -> list[str]:
@@ -93,8 +102,16 @@ def trial_states(db: Path) -> list[str]:
 
 def tune_spec(tmp_path: Path, n_trials: int) -> Path:
     spec = tmp_path / "tune.yaml"
-    spec.write_text(yaml.safe_dump({"base": str(write_config(tmp_path, 300, [1])), "policy": "fixed", "n_trials": n_trials,
-                                    "params": {"params.stagger_s": {"low": 0, "high": 60}}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "base": str(write_config(tmp_path, 300, [1])),
+                "policy": "fixed",
+                "n_trials": n_trials,
+                "params": {"params.stagger_s": {"low": 0, "high": 60}},
+            }
+        )
+    )
     return spec
 
 
@@ -114,8 +131,13 @@ def test_tune_resumed_after_a_kill_fails_the_stale_trial(tmp_path):
     before = trial_states(db)
     assert before[-1] == "RUNNING", before  # killed mid-trial
     done = before.count("COMPLETE")
-    proc = subprocess.run([sys.executable, "-m", "experiments", "tune", str(spec), "--out", str(out), "-q", "--trials", str(done + 1)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments", "tune", str(spec), "--out", str(out), "-q", "--trials", str(done + 1)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     after = trial_states(db)
     assert after[len(before) - 1] == "FAIL" and "RUNNING" not in after, after

@@ -28,8 +28,9 @@ def test_runs_comparisons_and_studies_record_their_provenance(tmp_path):
         assert prov["argv"][:2] == ["piop", "compare"] and str(path) in prov["argv"]
         assert prov["time"] and "piop_version" in prov
     spec = tmp_path / "tune.yaml"
-    spec.write_text(yaml.safe_dump({"base": str(path), "policy": "fixed", "n_trials": 2,
-                                    "params": {"params.stagger_s": {"low": 0, "high": 60}}}))
+    spec.write_text(
+        yaml.safe_dump({"base": str(path), "policy": "fixed", "n_trials": 2, "params": {"params.stagger_s": {"low": 0, "high": 60}}})
+    )
     proc = piop("tune", spec, "--out", out, "-q")
     assert proc.returncode == 0, proc.stderr
     for name in ("summary.json", "best.json"):

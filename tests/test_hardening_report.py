@@ -52,7 +52,7 @@ def made(tmp_path_factory) -> dict:
 
 def md_rows(md: str, after: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the first Markdown table after the line containing `after`."""
-    lines = md[md.index(after):].splitlines()
+    lines = md[md.index(after) :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     table = []
     for line in lines[start:]:
@@ -78,12 +78,15 @@ def fleet_means(root: Path, key: str) -> dict[str, float]:
 # ----------------------------------------------------------------------------- 1. units, scale, description, zero spread
 
 
-@pytest.mark.parametrize("label, key, scale, unit", [
-    ("mean production impact", "impact_io_mean", 100.0, "% latency increase"),
-    ("I/O above impact threshold", "io_over_threshold_pct", 1.0, "% of production I/O"),
-    ("RPO compliance", "rpo_compliance_pct", 1.0, "% of volume-time"),
-    ("backup data moved", "backup_tb", 1.0, "TB"),
-])
+@pytest.mark.parametrize(
+    "label, key, scale, unit",
+    [
+        ("mean production impact", "impact_io_mean", 100.0, "% latency increase"),
+        ("I/O above impact threshold", "io_over_threshold_pct", 1.0, "% of production I/O"),
+        ("RPO compliance", "rpo_compliance_pct", 1.0, "% of volume-time"),
+        ("backup data moved", "backup_tb", 1.0, "TB"),
+    ],
+)
 def test_report_numbers_match_summary_json_in_their_unit(made, label, key, scale, unit):
     header, rows = md_rows(made["md"], "## 1. Policy comparison")
     col = next(i for i, h in enumerate(header) if h.startswith(label))
@@ -93,7 +96,7 @@ def test_report_numbers_match_summary_json_in_their_unit(made, label, key, scale
     for row in rows:
         shown = first_number(row[col])
         decimals = len(row[col].split()[0].split(".")[1]) if "." in row[col].split()[0] else 0
-        assert shown == pytest.approx(expected[row[0]] * scale, abs=0.51 * 10 ** -decimals), (row[0], row[col])
+        assert shown == pytest.approx(expected[row[0]] * scale, abs=0.51 * 10**-decimals), (row[0], row[col])
 
 
 def test_terminal_table_shows_impact_in_percent(made):
@@ -131,8 +134,10 @@ def fabricate(root: Path, fleet: dict[tuple[str, int], dict]) -> Path:
 def test_paired_difference_without_spread_has_no_p_value(tmp_path):
     base = {"rpo_compliance_pct": 100.0, "impact_io_mean": 0.01, "backup_tb": 1.0}
     fleet = {
-        ("fixed", 1): {**base, "impact_p99": 0.0}, ("fixed", 2): {**base, "impact_p99": 0.0, "backup_tb": 1.2},
-        ("predictive", 1): {**base, "impact_p99": 0.166}, ("predictive", 2): {**base, "impact_p99": 0.166, "backup_tb": 1.5},
+        ("fixed", 1): {**base, "impact_p99": 0.0},
+        ("fixed", 2): {**base, "impact_p99": 0.0, "backup_tb": 1.2},
+        ("predictive", 1): {**base, "impact_p99": 0.166},
+        ("predictive", 2): {**base, "impact_p99": 0.166, "backup_tb": 1.5},
     }
     root = fabricate(tmp_path / "flat", fleet)
     proc = piop("report", root)
@@ -173,8 +178,28 @@ def test_report_shows_progress_per_section(made, tmp_path):
 
 
 def test_backtest_shows_a_bar_per_forecaster(tmp_path):
-    proc = piop("forecast", "backtest", "--synthetic", "database", "--count", "1", "--days", "9", "--origins", "3", "--train-days", "7",
-                "--horizon-h", "24", "-f", "naive", "--out", tmp_path, "--plot-volumes", "0")
+    proc = piop(
+        "forecast",
+        "backtest",
+        "--synthetic",
+        "database",
+        "--count",
+        "1",
+        "--days",
+        "9",
+        "--origins",
+        "3",
+        "--train-days",
+        "7",
+        "--horizon-h",
+        "24",
+        "-f",
+        "naive",
+        "--out",
+        tmp_path,
+        "--plot-volumes",
+        "0",
+    )
     assert proc.returncode == 0, proc.stderr
     bars = [line for line in proc.stderr.splitlines() if "origins" in line]
     assert any(line.lstrip().startswith("naive ") and "100" in line for line in bars), proc.stderr
@@ -246,8 +271,31 @@ def test_backtest_figure_has_a_title_and_units(saved, tmp_path):
 
     from experiments.cli import app
 
-    res = CliRunner().invoke(app, ["forecast", "backtest", "--synthetic", "vm", "--count", "1", "--days", "9", "--origins", "2",
-                                   "--train-days", "7", "--horizon-h", "12", "-f", "naive", "--out", str(tmp_path), "-q", "--json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "forecast",
+            "backtest",
+            "--synthetic",
+            "vm",
+            "--count",
+            "1",
+            "--days",
+            "9",
+            "--origins",
+            "2",
+            "--train-days",
+            "7",
+            "--horizon-h",
+            "12",
+            "-f",
+            "naive",
+            "--out",
+            str(tmp_path),
+            "-q",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     fig = saved[-1]
     assert fig._suptitle is not None and "forecast" in fig._suptitle.get_text()
@@ -257,8 +305,17 @@ def test_backtest_figure_has_a_title_and_units(saved, tmp_path):
 def test_load_spans_locate_what_the_trace_did_not_measure():
     from experiments.load_spans import HELD, LOOPED, ZEROS, load_spans
 
-    src = {"source": "trace", "family": "t", "span_s": 1000.0, "past_end": "loop", "volumes": 1, "volume_ids": ["a"],
-           "head_fill_s": 50.0, "tail_fill_s": 20.0, "time_scale": 1.0}
+    src = {
+        "source": "trace",
+        "family": "t",
+        "span_s": 1000.0,
+        "past_end": "loop",
+        "volumes": 1,
+        "volume_ids": ["a"],
+        "head_fill_s": 50.0,
+        "tail_fill_s": 20.0,
+        "time_scale": 1.0,
+    }
     spans = load_spans({"sources": [{**src, "tick_s": 10.0}], "offset_ticks": 60}, 2000.0)  # the run starts 600 s in
     got = sorted((s.kind, round(s.start_s), round(s.end_s)) for s in spans)
     assert (LOOPED, 400, 2000) in got  # the trace ends 400 s into the run
@@ -270,9 +327,20 @@ def test_load_spans_locate_what_the_trace_did_not_measure():
 
 def test_looped_trace_span_is_shaded_in_the_report(traces_dir, tmp_path, saved):
     cfg = {
-        "name": "loop", "seed": 1, "duration_h": 30, "history_h": 696, "rpo_h": 6,
-        "fleet": [{"trace": "bitbrains", "path": str(traces_dir / "bitbrains_gwa_t12_rnd"), "device": "vdisk", "used_gb": 50,
-                   "params": {"top": 1, "months": ["2013-7"]}}],
+        "name": "loop",
+        "seed": 1,
+        "duration_h": 30,
+        "history_h": 696,
+        "rpo_h": 6,
+        "fleet": [
+            {
+                "trace": "bitbrains",
+                "path": str(traces_dir / "bitbrains_gwa_t12_rnd"),
+                "device": "vdisk",
+                "used_gb": 50,
+                "params": {"top": 1, "months": ["2013-7"]},
+            }
+        ],
         "policies": [{"policy": "fixed"}],
     }
     (tmp_path / "loop.yaml").write_text(yaml.safe_dump(cfg))
@@ -330,8 +398,13 @@ def test_list_is_built_from_the_registries():
     proc = piop("list", "--json")
     assert proc.returncode == 0, proc.stderr
     cat = json.loads(proc.stdout)
-    for key, names in (("policies", SCHEDULERS.names()), ("forecasters", FORECASTERS.names()), ("workloads", SYNTHETIC.names()),
-                       ("trace_families", TRACES.names()), ("device_classes", list(DEVICE_CLASSES))):
+    for key, names in (
+        ("policies", SCHEDULERS.names()),
+        ("forecasters", FORECASTERS.names()),
+        ("workloads", SYNTHETIC.names()),
+        ("trace_families", TRACES.names()),
+        ("device_classes", list(DEVICE_CLASSES)),
+    ):
         assert [r["name"] for r in cat[key]] == names, key
     param = lambda sec, name, p: next(x for x in next(r for r in cat[sec] if r["name"] == name)["params"] if x["name"] == p)  # noqa: E731
     assert param("policies", "fixed", "full_every_h")["default"] == 168.0

@@ -20,9 +20,11 @@ START = 1372629600  # 2013-07-01 00:00 UTC, as the real Bitbrains traces
 
 def write_vm(folder: Path, vm: int, first_day: float, days: float, read_kbs) -> None:
     """One VM's file: a sample every 300 s, `read_kbs(i)` KB/s read, a little written."""
-    header = ("Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage [%];\t"
-              "Memory capacity provisioned [KB];\tMemory usage [KB];\tDisk read throughput [KB/s];\t"
-              "Disk write throughput [KB/s];\tNetwork received throughput [KB/s];\tNetwork transmitted throughput [KB/s]")
+    header = (
+        "Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage [%];\t"
+        "Memory capacity provisioned [KB];\tMemory usage [KB];\tDisk read throughput [KB/s];\t"
+        "Disk write throughput [KB/s];\tNetwork received throughput [KB/s];\tNetwork transmitted throughput [KB/s]"
+    )
     rows = [header]
     t0 = START + int(first_day * DAY)
     for i in range(int(days * DAY / 300)):
@@ -45,8 +47,9 @@ def config(tmp_path: Path, trace: Path, duration_h: float, **group) -> Path:
         "name": "tr",
         "seed": 1,
         "duration_h": duration_h,
-        "fleet": [{"trace": "bitbrains", "path": str(trace), "device": "san", "used_gb": 50,
-                   "params": {"top": 2, "cache": False}, **group}],
+        "fleet": [
+            {"trace": "bitbrains", "path": str(trace), "device": "san", "used_gb": 50, "params": {"top": 2, "cache": False}, **group}
+        ],
         "policies": [{"policy": "fixed"}],
     }
     path = tmp_path / "tr.yaml"

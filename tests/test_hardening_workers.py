@@ -40,7 +40,10 @@ def spawned_workers(parent: psutil.Process) -> list[psutil.Process]:
 def test_workers_die_with_a_killed_parent(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "experiments", "compare", str(slow_config(tmp_path)), "--jobs", "2", "--out", str(tmp_path / "r"), "-q"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     parent = psutil.Process(proc.pid)
     workers: list[psutil.Process] = []

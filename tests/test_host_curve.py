@@ -69,10 +69,7 @@ def test_rate_for_impact_respects_the_bound(us, lats, prod_mbps, m):
     assert float(c.impact(100.0, prod_mbps, r)) <= m + 1e-9
     # and it is the largest such rate: a little more breaks the bound, unless the curve is flat there
     more = r + 1.0
-    if (
-        float(c.latency_of_utilisation(c.utilisation(100 + more, prod_mbps + more)))
-        > c.latency_ms(100.0, prod_mbps) * (1 + m) + 1e-9
-    ):
+    if float(c.latency_of_utilisation(c.utilisation(100 + more, prod_mbps + more))) > c.latency_ms(100.0, prod_mbps) * (1 + m) + 1e-9:
         assert float(c.impact(100.0, prod_mbps, more)) > m - 1e-9
 
 

@@ -38,12 +38,8 @@ def test_parse_real_file_and_rates_are_sane():
 
 
 def test_plain_interval_figures():
-    a = counters(
-        reads=100, sectors_read=800, read_ms=50, writes=10, sectors_written=2048, write_ms=30, io_ms=200, weighted_ms=400
-    )
-    b = counters(
-        reads=300, sectors_read=2800, read_ms=150, writes=60, sectors_written=4096, write_ms=80, io_ms=700, weighted_ms=1400
-    )
+    a = counters(reads=100, sectors_read=800, read_ms=50, writes=10, sectors_written=2048, write_ms=30, io_ms=200, weighted_ms=400)
+    b = counters(reads=300, sectors_read=2800, read_ms=150, writes=60, sectors_written=4096, write_ms=80, io_ms=700, weighted_ms=1400)
     r = interval_rates(a, b, 2.0).rates
     assert r.read_iops == 100 and r.write_iops == 25
     assert r.read_mbps == pytest.approx(2000 * 512 / 1e6 / 2) and r.write_mbps == pytest.approx(2048 * 512 / 1e6 / 2)

@@ -152,11 +152,7 @@ def test_node_exporter_counters_with_a_reset(tmp_path):
     assert [v.volume_id for v in src.volumes] == ["sda"] and src.n_ticks == 39
     assert src.describe()["counter_resets"] == 2  # reads and read bytes
     assert np.all(b.read_iops >= 0) and b.read_iops.max() == pytest.approx(100)  # no spike, no negative
-    assert (
-        np.allclose(b.read_mbps, 100 * 4096 / 1e6)
-        and np.allclose(b.write_iops, 50)
-        and np.allclose(b.write_mbps, 50 * 8192 / 1e6)
-    )
+    assert np.allclose(b.read_mbps, 100 * 4096 / 1e6) and np.allclose(b.write_iops, 50) and np.allclose(b.write_mbps, 50 * 8192 / 1e6)
 
 
 def test_node_exporter_folder_of_unnamed_series_and_bad_points(tmp_path):

@@ -27,9 +27,7 @@ def host_cli(*args, **kw) -> subprocess.CompletedProcess:
 
 
 def start_recorder(*args) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "host", "record", *map(str, args)], cwd=ROOT, stderr=subprocess.PIPE, text=True
-    )
+    return subprocess.Popen([sys.executable, "-m", "host", "record", *map(str, args)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
 
 
 def assert_one_line_error(proc, *needles):
@@ -100,9 +98,7 @@ def test_record_measures_a_known_fio_write_rate_within_10_percent(tmp_path):
     inside.sort()
     median = inside[len(inside) // 2]
     expected = 20 * MIB / 1e6  # fio's rate is bytes/s; the store's MB/s are 10**6 bytes
-    print(
-        f"\n{dev}: fio writes {expected:.2f} MB/s; recorded per 1 s interval {[round(x, 2) for x in inside]} (median {median:.2f})"
-    )
+    print(f"\n{dev}: fio writes {expected:.2f} MB/s; recorded per 1 s interval {[round(x, 2) for x in inside]} (median {median:.2f})")
     assert median == pytest.approx(expected, rel=0.10)
 
 
@@ -149,9 +145,7 @@ def test_sigkill_then_restart_leaves_no_gap_and_no_duplicate(tmp_path):
 
 def test_record_bad_input_one_line_and_nothing_left(tmp_path):
     store = tmp_path / "s.piop"
-    assert_one_line_error(
-        host_cli("record", store, "--device", "nosuchdisk0", "--duration", 0), "nosuchdisk0", "no such block device"
-    )
+    assert_one_line_error(host_cli("record", store, "--device", "nosuchdisk0", "--duration", 0), "nosuchdisk0", "no such block device")
     assert_one_line_error(host_cli("record", store, "--interval", 0, "--duration", 0), "--interval")
     assert_one_line_error(host_cli("record", store, "--kind", "vda", "--duration", 0), "--kind", "DEVICE=VALUE")
     assert_one_line_error(host_cli("record", tmp_path / "no" / "such" / "s.piop", "--duration", 0), "does not exist")

@@ -25,9 +25,24 @@ def installed(root, tmp_path_factory):
     """(the folder the example package was installed into, a copy of its source folder)."""
     base = tmp_path_factory.mktemp("plugin")
     src = base / "src"
-    shutil.copytree(root / EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))  # builds write into the source
+    shutil.copytree(
+        root / EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )  # builds write into the source
     target = base / "site"
-    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--disable-pip-version-check", "-q", "--target", str(target), str(src)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--disable-pip-version-check",
+        "-q",
+        "--target",
+        str(target),
+        str(src),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     eps = list(target.glob("piop_example_policy-*.dist-info/entry_points.txt"))
@@ -50,7 +65,9 @@ def test_unknown_without_the_package(installed, run_piop, tmp_path):
 def test_entry_point_policy_runs(installed, run_piop, tmp_path):
     target, src = installed
     out = tmp_path / "res"
-    proc = run_piop("run", src / CONFIG, "--duration-h", "6", "--policy", "every_n_hours", "--out", out, "--json", "-q", env={"PYTHONPATH": target})
+    proc = run_piop(
+        "run", src / CONFIG, "--duration-h", "6", "--policy", "every_n_hours", "--out", out, "--json", "-q", env={"PYTHONPATH": target}
+    )
     assert proc.returncode == 0, proc.stderr
     (row,) = json.loads(proc.stdout)
     assert row["policy"] == "every_n_hours"

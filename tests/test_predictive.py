@@ -244,7 +244,11 @@ def test_planned_backups_keep_the_minimum_spacing():
     spec = make_spec(n=2, hours=30, rpo_h=6.0)
     p = PredictiveParams()
     r, sched = run(spec, load, forecasts=TrueFuture(load))
-    planned = [(age, rpo, a) for _, a, age, rpo in starts(sched) if not a.forced and not a.reason.startswith(("quiet", "RPO first", "last moment", "incremental first"))]
+    planned = [
+        (age, rpo, a)
+        for _, a, age, rpo in starts(sched)
+        if not a.forced and not a.reason.startswith(("quiet", "RPO first", "last moment", "incremental first"))
+    ]
     assert planned
     for age, rpo, a in planned:
         assert age >= p.min_interval_frac * rpo - 1e-6, (age / 3600, a.reason)
@@ -257,7 +261,9 @@ def test_planned_backups_keep_the_minimum_spacing():
 def test_throttles_to_keep_predicted_impact_under_threshold():
     # 40 % utilisation (by MB/s): an unthrottled backup would push latency far past +20 %
     prod_iops, prod_mbps = 8_000.0, 200.0
-    load = constant(count=1, tick_s=10.0, read_iops=prod_iops * 0.7, write_iops=prod_iops * 0.3, read_mbps=prod_mbps * 0.7, write_mbps=prod_mbps * 0.3)
+    load = constant(
+        count=1, tick_s=10.0, read_iops=prod_iops * 0.7, write_iops=prod_iops * 0.3, read_mbps=prod_mbps * 0.7, write_mbps=prod_mbps * 0.3
+    )
     spec = make_spec(n=1, hours=8, used_gb=100.0, rpo_h=4.0)
     r, sched = run(spec, load, forecasts=TrueFuture(load, upper=1.0), full_every_h=1.0, full_early_h=0.0)
     rated = [(t, a) for t, a, _, _ in sched.log if getattr(a, "rate_mbps", None) is not None]
@@ -446,6 +452,8 @@ def assert_reasons_agree(decisions, threshold: float = THRESHOLD) -> int:
             assert imp <= thr + 1e-9, why
         for imp, thr in numbers(r"impact ([0-9.]+) > ([0-9.]+)", why):
             assert imp > thr, why
+        for need, avail in numbers(r"need ([0-9.e+-]+) (?:slot-hours|TB of ingest), ([0-9.e+-]+) available", why):
+            assert need > avail, why
         if row["action"] == "start":
             assert row["forced"] == why.startswith("forced"), why
             if row["forced"]:
@@ -460,9 +468,18 @@ def test_reasons_never_contradict_themselves():
     bursty = PeriodicLoad(1, [Segment(0.0, 1_000, 10), Segment(2.0, 60_000, 480), Segment(2.5, 16_000, 100), Segment(4.5, 1_000, 10)], 24.0)
     runs = [
         run(make_spec(n=1, hours=16, used_gb=1000.0, rpo_h=2.0, rto_h=12.0), heavy, forecasts=TrueFuture(heavy, upper=1.0)),
-        run(make_spec(n=1, hours=7, used_gb=700.0, rpo_h=8.0), bursty, forecasts=TrueFuture(bursty, burst=(2.0, 2.5)), full_every_h=1.0, full_early_h=0.0),
+        run(
+            make_spec(n=1, hours=7, used_gb=700.0, rpo_h=8.0),
+            bursty,
+            forecasts=TrueFuture(bursty, burst=(2.0, 2.5)),
+            full_every_h=1.0,
+            full_early_h=0.0,
+        ),
         run(make_spec(n=1, hours=24, rpo_h=6.0), constant(count=1, tick_s=10.0), forecasts=WrongForecast("saturated")),
-        run(make_spec(n=3, hours=12, rpo_h=2.0), constant(count=3, tick_s=10.0, read_iops=20_000, write_iops=10_000, read_mbps=120, write_mbps=60)),
+        run(
+            make_spec(n=3, hours=12, rpo_h=2.0),
+            constant(count=3, tick_s=10.0, read_iops=20_000, write_iops=10_000, read_mbps=120, write_mbps=60),
+        ),
     ]
     assert runs[0][0].fleet["forced_decisions"] > 0  # the check covers forced starts too
     checked = sum(assert_reasons_agree(r.decisions) for r, _ in runs)
@@ -507,7 +524,11 @@ def test_tier_choice_follows_rto_pressure_and_cost():
     assert {a.tier for _, a, _, _ in starts(sched)} == {1}
     load2 = PeriodicLoad(1, CYCLE, period_h=6.0)
     r2, sched2 = run(
-        make_spec(n=1, hours=12, used_gb=600.0, rpo_h=8.0, rto_h=0.35), load2, forecasts=TrueFuture(load2), full_every_h=1.0, full_early_h=0.0
+        make_spec(n=1, hours=12, used_gb=600.0, rpo_h=8.0, rto_h=0.35),
+        load2,
+        forecasts=TrueFuture(load2),
+        full_every_h=1.0,
+        full_early_h=0.0,
     )
     fulls = [a for _, a, _, _ in starts(sched2) if a.kind == BackupKind.FULL]
     assert fulls and all(a.tier == 0 for a in fulls)
@@ -559,7 +580,12 @@ def settings_config(**top) -> object:
         "rpo_h": 1.0,
         "rto_h": 1200 / 3600,  # 20 min; a full of 50 GB restores in 100 s at 500 MB/s
         "fleet": [
-            {"workload": "constant", "device": "ssd", "used_gb": 50, "params": {"read_iops": 2000, "write_iops": 1000, "read_mbps": 20, "write_mbps": 10}}
+            {
+                "workload": "constant",
+                "device": "ssd",
+                "used_gb": 50,
+                "params": {"read_iops": 2000, "write_iops": 1000, "read_mbps": 20, "write_mbps": 10},
+            }
         ],
         "tiers": [{"name": "ssd", "media": "ssd", "ingest_mbps": 2000, "restore_mbps": 500, "slots": 4}],
         "policies": [{"policy": "predictive"}],

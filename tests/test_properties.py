@@ -84,7 +84,10 @@ def test_restore_chain_shape(seq):
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 2e5), st.sampled_from(["none", "incr", "diff", "full"])), min_size=1, max_size=20), st.integers(0, 2**31))
+@given(
+    st.lists(st.tuples(st.floats(0, 2e5), st.sampled_from(["none", "incr", "diff", "full"])), min_size=1, max_size=20),
+    st.integers(0, 2**31),
+)
 def test_cbt_sizes_are_ordered(steps, seed):
     used = np.array([10e9])
     tr = FleetTracker(used, [WorkingSet()], np.array([65536.0]), 1 << 20, seed)

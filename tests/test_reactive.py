@@ -36,19 +36,44 @@ def context(
     """The context of one SSD volume at `t` (t=0 is Monday 00:00 UTC), with its job in `state`."""
     one = lambda x, dtype=float: np.array([x], dtype)  # noqa: E731
     volumes = VolumeTable(
-        ids=["v0"], kinds=["test"], device=["ssd"], max_iops=one(SSD.max_iops), max_mbps=one(SSD.max_mbps),
-        base_latency_ms=one(SSD.base_latency_ms), used_bytes=one(100e9), rpo_s=one(4 * HOUR_S), rto_s=one(4 * HOUR_S),
+        ids=["v0"],
+        kinds=["test"],
+        device=["ssd"],
+        max_iops=one(SSD.max_iops),
+        max_mbps=one(SSD.max_mbps),
+        base_latency_ms=one(SSD.base_latency_ms),
+        used_bytes=one(100e9),
+        rpo_s=one(4 * HOUR_S),
+        rto_s=one(4 * HOUR_S),
     )
     tier = TierView(0, "ssd", "ssd", 1500.0, 1200.0, 4, int(state != JobState.NONE), 0, 0, 0.08, 0.0, 1e14)
     running = state != JobState.NONE
     dirty = (one(1e9), one(1e9))
     return DecisionContext(
-        t=t, tick=round(t / 10.0), tick_s=10.0, volumes=volumes, tiers=[tier], impact_threshold=THRESHOLD, start_epoch=MONDAY0_S,
-        backup_max_util=0.95, restore_overhead_s=60.0, history_step_s=300.0,
-        rp_age_s=one(t + HOUR_S), last_snapshot_t=one(-HOUR_S), last_full_t=one(-HOUR_S), rto_estimate_s=one(200.0), chain_len=one(1, np.int64),
-        job_kind=one(int(BackupKind.INCREMENTAL) if running else -1, np.int8), job_state=one(int(state), np.int8),
-        job_tier=one(0 if running else -1, np.int8), job_rate_mbps=one(rate), job_throttle_mbps=one(throttle),
-        job_remaining_bytes=one(5e9 if running else 0.0), prod_iops=one(mbps * 10.0), prod_mbps=one(mbps), impact=one(impact),
+        t=t,
+        tick=round(t / 10.0),
+        tick_s=10.0,
+        volumes=volumes,
+        tiers=[tier],
+        impact_threshold=THRESHOLD,
+        start_epoch=MONDAY0_S,
+        backup_max_util=0.95,
+        restore_overhead_s=60.0,
+        history_step_s=300.0,
+        rp_age_s=one(t + HOUR_S),
+        last_snapshot_t=one(-HOUR_S),
+        last_full_t=one(-HOUR_S),
+        rto_estimate_s=one(200.0),
+        chain_len=one(1, np.int64),
+        job_kind=one(int(BackupKind.INCREMENTAL) if running else -1, np.int8),
+        job_state=one(int(state), np.int8),
+        job_tier=one(0 if running else -1, np.int8),
+        job_rate_mbps=one(rate),
+        job_throttle_mbps=one(throttle),
+        job_remaining_bytes=one(5e9 if running else 0.0),
+        prod_iops=one(mbps * 10.0),
+        prod_mbps=one(mbps),
+        impact=one(impact),
         _dirty=lambda: dirty,
     )
 

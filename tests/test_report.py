@@ -29,7 +29,10 @@ CFG = {
     "name": "rep",
     "seeds": [1, 2],
     "duration_h": 2,
-    "fleet": [{"workload": "database", "count": 2, "used_gb": 100, "name": "db-"}, {"workload": "vm", "count": 1, "used_gb": 100, "name": "vm-"}],
+    "fleet": [
+        {"workload": "database", "count": 2, "used_gb": 100, "name": "db-"},
+        {"workload": "vm", "count": 1, "used_gb": 100, "name": "vm-"},
+    ],
     "policies": [{"policy": "fixed"}, {"policy": "reactive"}],
 }
 
@@ -40,8 +43,15 @@ def results(tmp_path_factory) -> Path:
     out = tmp / "res"
     compare(parse_config(CFG), out)
     (tmp / "base.yaml").write_text(yaml.safe_dump(CFG))
-    spec = {"base": "base.yaml", "policy": "reactive", "n_trials": 2, "seeds": [1], "duration_h": 2, "sampler": "random",
-            "params": {"params.backoff": {"low": 0.1, "high": 0.9}}}
+    spec = {
+        "base": "base.yaml",
+        "policy": "reactive",
+        "n_trials": 2,
+        "seeds": [1],
+        "duration_h": 2,
+        "sampler": "random",
+        "params": {"params.backoff": {"low": 0.1, "high": 0.9}},
+    }
     (tmp / "tune.yaml").write_text(yaml.safe_dump(spec))
     tune(tmp / "tune.yaml", out_root=out)
     return out / "rep"
@@ -53,14 +63,24 @@ def test_report_sections_and_images(results, tmp_path):
     info = json.loads(proc.stdout)
     path = Path(info["report"])
     text = path.read_text()
-    for heading in ("Policy comparison", "Paired differences against `fixed`", "Per workload kind", "Production impact distribution",
-                    "Restore-point age and backup jobs", "Forecast vs actual", "Tuning", "Study `rep-reactive`", "Decision log"):
+    for heading in (
+        "Policy comparison",
+        "Paired differences against `fixed`",
+        "Per workload kind",
+        "Production impact distribution",
+        "Restore-point age and backup jobs",
+        "Forecast vs actual",
+        "Tuning",
+        "Study `rep-reactive`",
+        "Decision log",
+    ):
         assert heading in text, heading
     assert "section skipped" in text and "forecast" in info["skipped"]  # no forecast series in these runs
     assert {"comparison", "impact", "timelines", "decisions", "tuning:rep-reactive"} <= set(info["sections"])
     images = [Path(p) for p in info["images"]]
     assert {"comparison.png", "paired.png", "impact_cdf.png", "timeline_fixed.png", "timeline_reactive.png", "pareto_rep-reactive.png"} <= {
-        p.name for p in images}
+        p.name for p in images
+    }
     for p in images:
         assert p.parent == path.parent and p.read_bytes()[:8] == PNG, p  # images beside the report
         assert f"]({p.name})" in text

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_predictive import assert_reasons_agree
 
 import schedulers
 from experiments.config import load_config
@@ -51,7 +52,9 @@ def test_edf_serves_deadlines_in_order_and_says_what_would_suffice():
     held = edf(jobs, Pool(("t",), np.array([2.0]), np.array([1e6])), busy_s=np.array([50.0]))
     assert held.finish_s.max() == pytest.approx(225.0)
     # ingest: 400 MB due by 200 s through 1 MB/s is late; 2 MB/s would do
-    slow = edf(Jobs(np.arange(2), np.array([200.0, 200.0]), np.full(2, 200e6), np.full(2, 10.0)), Pool(("t",), np.array([4.0]), np.array([1.0])))
+    slow = edf(
+        Jobs(np.arange(2), np.array([200.0, 200.0]), np.full(2, 200e6), np.full(2, 10.0)), Pool(("t",), np.array([4.0]), np.array([1.0]))
+    )
     assert not slow.feasible and slow.need_mbps == pytest.approx(2.0)
 
 
@@ -124,6 +127,7 @@ def test_predictive_meets_every_rpo_when_an_edf_schedule_does():
     starts = r.decisions[r.decisions["action"] == "start"]
     deferred = starts[starts["reason"].str.contains("deferred")]
     assert len(deferred) and (deferred["kind"] == "incremental").all()
+    assert assert_reasons_agree(r.decisions) > 0
 
 
 def test_saturation_report_names_the_volumes_that_miss_and_what_would_suffice():
@@ -139,6 +143,8 @@ def test_saturation_report_names_the_volumes_that_miss_and_what_would_suffice():
     assert not s["source_limited"]  # every source could go faster: the tiers are short
     starts = r.decisions[r.decisions["action"] == "start"]
     assert starts["reason"].str.contains("tiers saturated: no schedule meets every RPO").any()
+    assert starts["reason"].str.startswith("RPO first").any()
+    assert_reasons_agree(r.decisions)
     # the capacity it says would have sufficed does
     need = s["needs"]["tiers"]["t"]
     assert need["slots"] > 2 and need["ingest_mbps"] > 100

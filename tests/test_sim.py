@@ -172,7 +172,12 @@ def test_same_seed_same_metrics_different_seed_differs():
         return Simulation(spec, busy_load(write_iops=50), schedulers.SCHEDULERS.create("fixed", incremental_every_h=1)).run()
 
     a, b, c = run(1), run(1), run(2)
-    assert a.fleet == {**b.fleet, "sim_wall_s": a.fleet["sim_wall_s"], "decide_wall_s": a.fleet["decide_wall_s"], "forecast_wall_s": a.fleet["forecast_wall_s"]}
+    assert a.fleet == {
+        **b.fleet,
+        "sim_wall_s": a.fleet["sim_wall_s"],
+        "decide_wall_s": a.fleet["decide_wall_s"],
+        "forecast_wall_s": a.fleet["forecast_wall_s"],
+    }
     assert a.jobs["size_bytes"].tolist() == b.jobs["size_bytes"].tolist()
     assert a.jobs["size_bytes"].tolist() != c.jobs["size_bytes"].tolist()
 
@@ -209,7 +214,9 @@ def test_spread_initial_fulls_are_in_the_past_and_no_point_is_stale():
     assert r.fleet["rpo_compliance_pct"] == 100.0
     # a policy whose fulls come due a week after the last one takes them spread out, not together
     spec = make_spec(n=n, hours=100, rpo_h=8, initial_full_spread_s=spread_h * 3600)
-    r = Simulation(spec, constant(count=n, tick_s=10.0), schedulers.SCHEDULERS.create("predictive", full_every_h=96.0, full_early_h=0.0)).run()
+    r = Simulation(
+        spec, constant(count=n, tick_s=10.0), schedulers.SCHEDULERS.create("predictive", full_every_h=96.0, full_early_h=0.0)
+    ).run()
     fulls = r.jobs[r.jobs["kind"] == "full"].sort_values("volume")
     assert len(fulls) == n
     assert fulls["snapshot_t"].max() - fulls["snapshot_t"].min() >= 0.5 * spread_h * 3600
@@ -269,6 +276,8 @@ def test_scored_impact_is_the_device_model():
     r = Simulation(make_spec(hours=2, record_s=10.0), busy_load(), sched).run()
     s = r.series
     dev = DEVICE_CLASSES["ssd"]
-    want = impact(s["prod_iops"].to_numpy(float), s["prod_mbps"].to_numpy(float), s["backup_mbps"].to_numpy(float), dev.max_iops, dev.max_mbps)
+    want = impact(
+        s["prod_iops"].to_numpy(float), s["prod_mbps"].to_numpy(float), s["backup_mbps"].to_numpy(float), dev.max_iops, dev.max_mbps
+    )
     assert (s["impact"] > 0).sum() > 100
     np.testing.assert_allclose(s["impact"], want, rtol=1e-4, atol=1e-7)

@@ -307,9 +307,7 @@ def test_start_param_aligns_tick_zero():
     assert src.block(9, 1).iops.sum() > 0
     late = make("msr", path=MSR, tick_s=10.0, start=first + 60.0)  # records before start are dropped
     assert late.describe()["records_before_start_dropped"] > 0
-    assert float(all_ticks(late).iops.sum()) * 10 == pytest.approx(
-        1000 - late.describe()["records_before_start_dropped"], rel=1e-6
-    )
+    assert float(all_ticks(late).iops.sum()) * 10 == pytest.approx(1000 - late.describe()["records_before_start_dropped"], rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- interval: Bitbrains
@@ -511,14 +509,16 @@ def test_bad_lines_in_fast_and_slow_chunks_keep_line_numbers(tmp_path, monkeypat
     big = make("msr", path=f, tick_s=1.0, max_bad_fraction=0.01, cache=False)
     _assert_blocks_equal(all_ticks(src), all_ticks(big))
     assert (
-        big.volumes[0].app["write_bytes"]
-        == src.volumes[0].app["write_bytes"]
-        == 4096 * sum(1 for i in range(3000) if i % 3 and i != 2600)
+        big.volumes[0].app["write_bytes"] == src.volumes[0].app["write_bytes"] == 4096 * sum(1 for i in range(3000) if i % 3 and i != 2600)
     )
 
 
 def test_bad_bitbrains_and_alibaba_lines(tmp_path):
-    head = "Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage [%];\tMemory capacity provisioned [KB];\tMemory usage [KB];\tDisk read throughput [KB/s];\tDisk write throughput [KB/s];\tNetwork received throughput [KB/s];\tNetwork transmitted throughput [KB/s]"
+    head = (
+        "Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage [%];\tMemory capacity "
+        "provisioned [KB];\tMemory usage [KB];\tDisk read throughput [KB/s];\tDisk write throughput [KB/s];\t"
+        "Network received throughput [KB/s];\tNetwork transmitted throughput [KB/s]"
+    )
     row = lambda t, w: f"{t};\t1;\t2000;\t100;\t5.0;\t1000;\t500;\t10;\t{w};\t1;\t1"  # noqa: E731
     lines = [head, row(1000, 100), row(1300, 200), row(1300, 400), row(1600, "abc"), row(1200, 1), row(1900, 300), row(2800, 500)]
     f = tmp_path / "7.csv.gz"

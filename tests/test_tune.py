@@ -130,8 +130,11 @@ def test_bad_search_space(tmp_path):
 
 def test_unreachable_storage(tmp_path):
     spec = make_spec(tmp_path)
-    assert_one_line_error(piop("tune", spec, "--storage", "postgresql://piop:s3cret@127.0.0.1:9/nope", "--out", tmp_path / "r"),
-                          "storage", "postgresql://piop:***@127.0.0.1:9/nope")
+    assert_one_line_error(
+        piop("tune", spec, "--storage", "postgresql://piop:s3cret@127.0.0.1:9/nope", "--out", tmp_path / "r"),
+        "storage",
+        "postgresql://piop:***@127.0.0.1:9/nope",
+    )
     with pytest.raises(UserError, match="no/such/folder"):
         open_storage(f"sqlite:///{tmp_path}/no/such/folder/x.db")
     with pytest.raises(UserError, match="not a database URL"):

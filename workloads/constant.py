@@ -36,7 +36,10 @@ class ConstantSource:
     def block(self, start_tick: int, n_ticks: int) -> LoadBlock:
         n = len(self.volumes)
         p = asdict(self.params)
-        arrays = {k: np.full((n_ticks, n), p[k], np.float32) for k in ("read_iops", "write_iops", "read_mbps", "write_mbps", "cpu_pct", "mem_pct", "net_mbps")}
+        arrays = {
+            k: np.full((n_ticks, n), p[k], np.float32)
+            for k in ("read_iops", "write_iops", "read_mbps", "write_mbps", "cpu_pct", "mem_pct", "net_mbps")
+        }
         return LoadBlock(start_tick=start_tick, **arrays)
 
     def describe(self) -> dict[str, object]:

@@ -23,7 +23,15 @@ class EveryNHours(BaseScheduler):
     name = "every_n_hours"
     uses_forecasts = False  # decides from restore-point ages only: no forecaster needed
 
-    def __init__(self, *, every_h: float = 4.0, full_every_h: float = 168.0, tier: str | None = None, full_tier: str | None = None, rate_mbps: float | None = None):
+    def __init__(
+        self,
+        *,
+        every_h: float = 4.0,
+        full_every_h: float = 168.0,
+        tier: str | None = None,
+        full_tier: str | None = None,
+        rate_mbps: float | None = None,
+    ):
         # parameters come from the config's `params:`; a wrong one is a TypeError piop reports in one line
         if not (every_h > 0 and full_every_h > 0) or (rate_mbps is not None and not rate_mbps > 0):
             raise TypeError("every_n_hours: every_h, full_every_h and rate_mbps must be > 0")

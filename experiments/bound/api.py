@@ -13,8 +13,9 @@ from experiments.bound.result import BoundResult, VolumeBound, mb_to_gb
 from experiments.config import ExperimentConfig
 
 
-def instance_bound(inst: Instance, step_s: float = 300.0, coupled: bool = False, fulls: int = 0, rel_tol: float = 1e-3,
-                   max_rounds: int = 12) -> BoundResult:
+def instance_bound(
+    inst: Instance, step_s: float = 300.0, coupled: bool = False, fulls: int = 0, rel_tol: float = 1e-3, max_rounds: int = 12
+) -> BoundResult:
     """Bound an instance; `step_s` is where the byte deadlines are checked (any step keeps it a bound)."""
     if fulls < 0:
         raise ValueError("fulls must be >= 0")
@@ -27,21 +28,38 @@ def instance_bound(inst: Instance, step_s: float = 300.0, coupled: bool = False,
     for v, part, moved in zip(inst.volumes, solved.per_volume, solved.moved_mb or [np.zeros(1)] * len(inst.volumes)):
         n = v.costs.n
         _, due = tube(v.release_mb, np.array([n - 1]), v.rpo_ticks)
-        vols.append(VolumeBound(
-            v.volume_id, v.rpo_ticks * inst.dt / 3600.0, v.prod_io, part, part / v.prod_io if v.prod_io > 0 else 0.0,
-            mb_to_gb(float(due[0])), mb_to_gb(fulls * full_extra_mb(v.release_mb, v.window, v.used_mb)), mb_to_gb(float(np.sum(moved))),
-            float(v.changed.rel_sd(window_sums(v.writes, v.window).max(initial=0.0))) if v.changed is not None else 0.0,
-        ))
+        vols.append(
+            VolumeBound(
+                v.volume_id,
+                v.rpo_ticks * inst.dt / 3600.0,
+                v.prod_io,
+                part,
+                part / v.prod_io if v.prod_io > 0 else 0.0,
+                mb_to_gb(float(due[0])),
+                mb_to_gb(fulls * full_extra_mb(v.release_mb, v.window, v.used_mb)),
+                mb_to_gb(float(np.sum(moved))),
+                float(v.changed.rel_sd(window_sums(v.writes, v.window).max(initial=0.0))) if v.changed is not None else 0.0,
+            )
+        )
     kinds = {"expected" if v.changed is not None else "exact" for v in inst.volumes}
     return BoundResult(
-        experiment=inst.name, seed=inst.seed,
+        experiment=inst.name,
+        seed=inst.seed,
         impact_io_mean=solved.bound / total if total > 0 else 0.0,
         upper=solved.upper / total if total > 0 else 0.0,
-        total_io=total, coupled=coupled, ingest_binds=binds,
-        per_volume_impact_io_mean=alone.bound / total if total > 0 else 0.0, fulls=fulls, step_s=step_ticks * inst.dt,
-        rounds=solved.rounds, feasible=solved.ok, message="; ".join([solved.message, *solved.messages]),
+        total_io=total,
+        coupled=coupled,
+        ingest_binds=binds,
+        per_volume_impact_io_mean=alone.bound / total if total > 0 else 0.0,
+        fulls=fulls,
+        step_s=step_ticks * inst.dt,
+        rounds=solved.rounds,
+        feasible=solved.ok,
+        message="; ".join([solved.message, *solved.messages]),
         changed_bytes=kinds.pop() if len(kinds) == 1 else "mixed",
-        solve_s=solve_s, lp_s=solved.lp_s, volumes=vols,
+        solve_s=solve_s,
+        lp_s=solved.lp_s,
+        volumes=vols,
     )
 
 

@@ -96,7 +96,9 @@ def releases(writes: np.ndarray, window: int, changed: MeanChangedBytes) -> np.n
     return w * ratio
 
 
-def releases_from_chunks(ticks: np.ndarray, chunks: np.ndarray, n_ticks: int, window: int, chunk_bytes: float, used_bytes: float) -> np.ndarray:
+def releases_from_chunks(
+    ticks: np.ndarray, chunks: np.ndarray, n_ticks: int, window: int, chunk_bytes: float, used_bytes: float
+) -> np.ndarray:
     """Per-tick MB releases from exact written chunks (request-level traces): deterministic.
 
     `b_t` counts the chunks written in tick t and not in the `window - 1` ticks before, so

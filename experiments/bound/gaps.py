@@ -71,8 +71,14 @@ def gap_table(cfg: ExperimentConfig, runs: pd.DataFrame, bounds: dict[int, float
     for policy in dict.fromkeys(runs["policy"]):
         seeds = [s for s in by.loc[policy].index if s in bounds]
         x_bound = t_ci([by[(policy, s)] / bounds[s] if bounds[s] > 0 else math.inf for s in seeds], level)
-        row = {"policy": policy, "n": len(seeds), "impact_io_mean": float(by.loc[policy].mean()),
-               "x_bound": x_bound.mean, "x_bound_lo": x_bound.lo, "x_bound_hi": x_bound.hi}
+        row = {
+            "policy": policy,
+            "n": len(seeds),
+            "impact_io_mean": float(by.loc[policy].mean()),
+            "x_bound": x_bound.mean,
+            "x_bound_lo": x_bound.lo,
+            "x_bound_hi": x_bound.hi,
+        }
         if twin is not None and policy in forecasting and twin in by.index.get_level_values(0):
             pairs = [(by[(policy, s)], by[(twin, s)]) for s in by.loc[policy].index if (twin, s) in by.index]
             x_or = t_ci([a / b for a, b in pairs if b > 0], level)
@@ -83,14 +89,28 @@ def gap_table(cfg: ExperimentConfig, runs: pd.DataFrame, bounds: dict[int, float
 
 def gap_rows(table: pd.DataFrame) -> tuple[list[dict], list[tuple[str, str, str]]]:
     """Rows and columns for `clitools.print_table`: impact, x bound (policy gap), x oracle (forecast gap)."""
+
     def fmt(r: dict, key: str) -> str | None:
         mean, lo, hi = r.get(key), r.get(f"{key}_lo"), r.get(f"{key}_hi")
         if mean is None or not math.isfinite(mean):
             return None
         return f"x{mean:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None and math.isfinite(lo) else "")
 
-    rows = [{"policy": r["policy"], "n": r["n"], "impact_io_mean": f"{r['impact_io_mean']:.4g}",
-             "x_bound": fmt(r, "x_bound"), "x_oracle": fmt(r, "x_oracle")} for r in table.to_dict(orient="records")]
-    cols = [("policy", "policy", "{}"), ("n", "seeds", "{}"), ("impact_io_mean", "IO-weighted impact", "{}"),
-            ("x_bound", "policy gap (x bound)", "{}"), ("x_oracle", "forecast gap (x oracle)", "{}")]
+    rows = [
+        {
+            "policy": r["policy"],
+            "n": r["n"],
+            "impact_io_mean": f"{r['impact_io_mean']:.4g}",
+            "x_bound": fmt(r, "x_bound"),
+            "x_oracle": fmt(r, "x_oracle"),
+        }
+        for r in table.to_dict(orient="records")
+    ]
+    cols = [
+        ("policy", "policy", "{}"),
+        ("n", "seeds", "{}"),
+        ("impact_io_mean", "IO-weighted impact", "{}"),
+        ("x_bound", "policy gap (x bound)", "{}"),
+        ("x_oracle", "forecast gap (x oracle)", "{}"),
+    ]
     return rows, cols

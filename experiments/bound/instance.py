@@ -61,8 +61,19 @@ def rpo_ticks(rpo_s: float, dt: float) -> int:
     return int(math.floor(rpo_s / dt + 1e-9))
 
 
-def volume_input(volume_id: str, dt: float, iops, mbps, writes, device: DeviceClass, rpo_s: float, used_bytes: float,
-                 changed: MeanChangedBytes, backup_max_util: float = 0.95, rate_cap: float = np.inf) -> VolumeInput:
+def volume_input(
+    volume_id: str,
+    dt: float,
+    iops,
+    mbps,
+    writes,
+    device: DeviceClass,
+    rpo_s: float,
+    used_bytes: float,
+    changed: MeanChangedBytes,
+    backup_max_util: float = 0.95,
+    rate_cap: float = np.inf,
+) -> VolumeInput:
     """One working-set volume from per-tick arrays (production IOPS, MB/s, write I/Os)."""
     costs = TickCosts.from_load(dt, iops, mbps, device.max_iops, device.max_mbps, backup_max_util, rate_cap)
     rho = rpo_ticks(rpo_s, dt)
@@ -70,8 +81,20 @@ def volume_input(volume_id: str, dt: float, iops, mbps, writes, device: DeviceCl
     return VolumeInput(volume_id, costs, w, rho, used_bytes / MB, releases(w, max(1, rho - 1), changed), changed)
 
 
-def exact_volume_input(volume_id: str, dt: float, iops, mbps, ticks: np.ndarray, chunks: np.ndarray, device: DeviceClass, rpo_s: float,
-                       used_bytes: float, chunk_bytes: int, backup_max_util: float = 0.95, rate_cap: float = np.inf) -> VolumeInput:
+def exact_volume_input(
+    volume_id: str,
+    dt: float,
+    iops,
+    mbps,
+    ticks: np.ndarray,
+    chunks: np.ndarray,
+    device: DeviceClass,
+    rpo_s: float,
+    used_bytes: float,
+    chunk_bytes: int,
+    backup_max_util: float = 0.95,
+    rate_cap: float = np.inf,
+) -> VolumeInput:
     """One volume whose written chunks are known (request-level traces): `ticks[i]` wrote chunk `chunks[i]`."""
     costs = TickCosts.from_load(dt, iops, mbps, device.max_iops, device.max_mbps, backup_max_util, rate_cap)
     rho = rpo_ticks(rpo_s, dt)
@@ -81,7 +104,9 @@ def exact_volume_input(volume_id: str, dt: float, iops, mbps, ticks: np.ndarray,
 
 def changed_curves(tracker: FleetTracker, used_bytes: np.ndarray) -> list[MeanChangedBytes]:
     return [
-        MeanChangedBytes(tracker.zone_n[v], tracker.zone_w[v], float(tracker.chunks_per_write[v]), float(tracker.chunk_bytes), float(used_bytes[v]))
+        MeanChangedBytes(
+            tracker.zone_n[v], tracker.zone_w[v], float(tracker.chunks_per_write[v]), float(tracker.chunk_bytes), float(used_bytes[v])
+        )
         for v in range(used_bytes.size)
     ]
 
@@ -113,7 +138,9 @@ def from_config(cfg: ExperimentConfig, seed: int) -> Instance:
     spec = sim_spec(cfg, volumes, start, seed, record_series=False)
     dt, n = spec.tick_s, spec.n_ticks
     used = np.array([v.used_bytes for v in spec.volumes])
-    tracker = FleetTracker(used, [m.working_set for m in load.volumes], np.array([m.write_io_bytes for m in load.volumes], float), spec.chunk_bytes, spec.seed)
+    tracker = FleetTracker(
+        used, [m.working_set for m in load.volumes], np.array([m.write_io_bytes for m in load.volumes], float), spec.chunk_bytes, spec.seed
+    )
     curves = changed_curves(tracker, used)
     iops, mbps, writes, exact = load_arrays(load, n, len(spec.volumes), dt, spec.chunk_bytes)
     rate_cap = max(t.ingest_mbps for t in spec.tiers)
@@ -122,9 +149,36 @@ def from_config(cfg: ExperimentConfig, seed: int) -> Instance:
         if i in exact:
             t = np.concatenate([e[0] for e in exact[i]])
             c = np.concatenate([e[1] for e in exact[i]])
-            out.append(exact_volume_input(vs.volume_id, dt, iops[:, i], mbps[:, i], t, c, vs.device, vs.rpo_s, vs.used_bytes, spec.chunk_bytes,
-                                          spec.backup_max_util, rate_cap))
+            out.append(
+                exact_volume_input(
+                    vs.volume_id,
+                    dt,
+                    iops[:, i],
+                    mbps[:, i],
+                    t,
+                    c,
+                    vs.device,
+                    vs.rpo_s,
+                    vs.used_bytes,
+                    spec.chunk_bytes,
+                    spec.backup_max_util,
+                    rate_cap,
+                )
+            )
         else:
-            out.append(volume_input(vs.volume_id, dt, iops[:, i], mbps[:, i], writes[:, i], vs.device, vs.rpo_s, vs.used_bytes,
-                                    curves[i], spec.backup_max_util, rate_cap))
+            out.append(
+                volume_input(
+                    vs.volume_id,
+                    dt,
+                    iops[:, i],
+                    mbps[:, i],
+                    writes[:, i],
+                    vs.device,
+                    vs.rpo_s,
+                    vs.used_bytes,
+                    curves[i],
+                    spec.backup_max_util,
+                    rate_cap,
+                )
+            )
     return Instance(dt, out, float(sum(t.ingest_mbps for t in spec.tiers)), cfg.name, seed)

@@ -99,8 +99,13 @@ def _volume_block(p: StepProblem, slopes: np.ndarray, widths: np.ndarray, col0: 
     return Columns(seg, z, f, k1, (w or z).stop), cost, lo, hi, (rows, cols, vals), rhs
 
 
-def solve(problems: list[StepProblem], slopes: list[np.ndarray], widths: list[np.ndarray], ingest_mbps: float | None = None,
-          method: str = "highs-ds") -> LPSolution:
+def solve(
+    problems: list[StepProblem],
+    slopes: list[np.ndarray],
+    widths: list[np.ndarray],
+    ingest_mbps: float | None = None,
+    method: str = "highs-ds",
+) -> LPSolution:
     """Assemble and solve; `ingest_mbps` couples the volumes through the tiers' total ingest per step.
 
     HiGHS's dual simplex without presolve: about half the time of the default on these
@@ -131,10 +136,25 @@ def solve(problems: list[StepProblem], slopes: list[np.ndarray], widths: list[np
         a_ub, b_ub = _ingest_rows(problems, layout, col, ingest_mbps)
     lo_vec, hi_vec = np.concatenate(lo), np.concatenate(hi)
     if (lo_vec > hi_vec * (1 + 1e-12) + 1e-12).any():  # deadlines before releases: no schedule meets the RPO
-        return LPSolution(False, "a due amount exceeds what can have been released (RPO shorter than a job's turnaround)", float("inf"), float("inf"), [], time.perf_counter() - t0)
+        return LPSolution(
+            False,
+            "a due amount exceeds what can have been released (RPO shorter than a job's turnaround)",
+            float("inf"),
+            float("inf"),
+            [],
+            time.perf_counter() - t0,
+        )
     hi_vec = np.maximum(hi_vec, lo_vec)
-    res = linprog(c_vec, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq_vec, bounds=np.stack([lo_vec, hi_vec], axis=1), method=method,
-                  options={"presolve": False})
+    res = linprog(
+        c_vec,
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=a_eq,
+        b_eq=b_eq_vec,
+        bounds=np.stack([lo_vec, hi_vec], axis=1),
+        method=method,
+        options={"presolve": False},
+    )
     if res.status != 0:
         return LPSolution(False, str(res.message), float("inf"), float("inf"), [], time.perf_counter() - t0)
     y = res.eqlin.marginals

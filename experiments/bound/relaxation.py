@@ -44,7 +44,9 @@ class Solved:
     messages: list[str] = field(default_factory=list)
 
 
-def step_problem(v: VolumeInput, step_ticks: int, fulls: int, grid: int = 64, every: int = 4, y_points: int = 8) -> tuple[lp.StepProblem, np.ndarray, np.ndarray]:
+def step_problem(
+    v: VolumeInput, step_ticks: int, fulls: int, grid: int = 64, every: int = 4, y_points: int = 8
+) -> tuple[lp.StepProblem, np.ndarray, np.ndarray]:
     """One volume's step problem with its initial lines; also the slope range for refinement."""
     c = v.costs
     starts = step_starts(c.n, step_ticks)
@@ -63,8 +65,15 @@ def _segments(p: lp.StepProblem):
     return segments(p.lam, p.intercept, p.cap_mb)
 
 
-def refine(volumes: list[VolumeInput], problems: list[lp.StepProblem], ranges: list[tuple[np.ndarray, np.ndarray]], ingest_mbps: float | None,
-           rel_tol: float, max_rounds: int, abs_tol: float = 0.0) -> Solved:
+def refine(
+    volumes: list[VolumeInput],
+    problems: list[lp.StepProblem],
+    ranges: list[tuple[np.ndarray, np.ndarray]],
+    ingest_mbps: float | None,
+    rel_tol: float,
+    max_rounds: int,
+    abs_tol: float = 0.0,
+) -> Solved:
     """Solve, add touching lines, re-solve, until the tangent gap is within `rel_tol x upper + abs_tol`."""
     lp_s = 0.0
     sol = None
@@ -75,8 +84,9 @@ def refine(volumes: list[VolumeInput], problems: list[lp.StepProblem], ranges: l
         sol = lp.solve(problems, [s[0] for s in segs], [s[1] for s in segs], ingest_mbps)
         lp_s += sol.solve_s
         if not sol.ok:
-            return Solved(False, sol.message, float("inf"), float("inf"), [float("inf")] * len(problems), [], rounds, lp_s,
-                          problems[0].lam.shape[1])
+            return Solved(
+                False, sol.message, float("inf"), float("inf"), [float("inf")] * len(problems), [], rounds, lp_s, problems[0].lam.shape[1]
+            )
         upper = sum(_add_touching_lines(v, p, lo, hi, moved) for v, p, (lo, hi), moved in zip(volumes, problems, ranges, sol.moved_mb))
         if upper - sol.bound <= rel_tol * upper + abs_tol:
             break
@@ -140,8 +150,9 @@ def _per_volume(volumes: list[VolumeInput], problems: list[lp.StepProblem], rang
     return out
 
 
-def solve_instance(inst: Instance, step_ticks: int = 30, coupled: bool = False, fulls: int = 0, rel_tol: float = 1e-3,
-                   max_rounds: int = 12, grid: int = 64) -> tuple[Solved, Solved, bool | None]:
+def solve_instance(
+    inst: Instance, step_ticks: int = 30, coupled: bool = False, fulls: int = 0, rel_tol: float = 1e-3, max_rounds: int = 12, grid: int = 64
+) -> tuple[Solved, Solved, bool | None]:
     """(the bound asked for, the per-volume bound, whether the tiers' ingest binds (None: not asked)).
 
     Per volume first (the sum of per-volume optima); with `coupled`, if those volumes
@@ -154,9 +165,14 @@ def solve_instance(inst: Instance, step_ticks: int = 30, coupled: bool = False, 
     parts = _per_volume(inst.volumes, problems, ranges, rel_tol, max_rounds)
     bad = [(v.volume_id, s.message) for v, s in zip(inst.volumes, parts) if not s.ok]
     out = Solved(
-        not bad, "; ".join(f"{vid}: {m}" for vid, m in bad) or parts[0].message,
-        sum(s.bound for s in parts), sum(s.upper for s in parts), [s.bound for s in parts],
-        [m for s in parts for m in s.moved_mb], max(s.rounds for s in parts), sum(s.lp_s for s in parts),
+        not bad,
+        "; ".join(f"{vid}: {m}" for vid, m in bad) or parts[0].message,
+        sum(s.bound for s in parts),
+        sum(s.upper for s in parts),
+        [s.bound for s in parts],
+        [m for s in parts for m in s.moved_mb],
+        max(s.rounds for s in parts),
+        sum(s.lp_s for s in parts),
         max(s.lines for s in parts),
     )
     if not coupled or bad or len(inst.volumes) < 2:

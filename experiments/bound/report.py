@@ -42,13 +42,15 @@ def gaps(bound: float, impacts: dict[str, float], bound_fulls: float | None = No
     oracle = impacts.get("oracle")
     rows = []
     for name, value in impacts.items():
-        rows.append({
-            "policy": name,
-            "impact_io_mean": value,
-            "x_bound": value / bound if bound > 0 else float("inf"),
-            "x_bound_fulls": (value / bound_fulls if bound_fulls > 0 else float("inf")) if bound_fulls is not None else None,
-            "x_oracle": value / oracle if oracle and name.startswith("predictive") else None,
-        })
+        rows.append(
+            {
+                "policy": name,
+                "impact_io_mean": value,
+                "x_bound": value / bound if bound > 0 else float("inf"),
+                "x_bound_fulls": (value / bound_fulls if bound_fulls > 0 else float("inf")) if bound_fulls is not None else None,
+                "x_oracle": value / oracle if oracle and name.startswith("predictive") else None,
+            }
+        )
     return rows
 
 
@@ -57,10 +59,15 @@ def _print(cfg_path: str, results: list[BoundResult], rows: list[dict]) -> None:
     print(f"{cfg_path}  (experiment {r0.experiment}, seed {r0.seed}; fleet built in {r0.build_s:.1f} s; changed bytes: {r0.changed_bytes})")
     for r in results:
         row = r.summary_row()
-        extra = "" if r.ingest_binds is None else (
-            f"  ingest binds (per volume: {r.per_volume_impact_io_mean:.6g})" if r.ingest_binds else "  ingest never binds")
-        print(f"  {row['bound']:<26} {r.impact_io_mean:.6g}  (tangent gap {r.tangent_gap:.1e}; {row['must_move_tb']:.2f} TB to move; "
-              f"solved in {r.solve_s:.1f} s, LP {r.lp_s:.1f} s){extra}" + ("" if r.feasible else f"  INFEASIBLE: {r.message}"))
+        extra = (
+            ""
+            if r.ingest_binds is None
+            else (f"  ingest binds (per volume: {r.per_volume_impact_io_mean:.6g})" if r.ingest_binds else "  ingest never binds")
+        )
+        print(
+            f"  {row['bound']:<26} {r.impact_io_mean:.6g}  (tangent gap {r.tangent_gap:.1e}; {row['must_move_tb']:.2f} TB to move; "
+            f"solved in {r.solve_s:.1f} s, LP {r.lp_s:.1f} s){extra}" + ("" if r.feasible else f"  INFEASIBLE: {r.message}")
+        )
     for row in rows:
         fb = f", x{row['x_bound_fulls']:.2f} the bound +fulls" if row["x_bound_fulls"] is not None else ""
         fg = f"  forecast gap x{row['x_oracle']:.3f}" if row["x_oracle"] is not None else ""

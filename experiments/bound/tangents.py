@@ -84,7 +84,9 @@ def slope_grid(lo: np.ndarray, hi: np.ndarray, k: int) -> np.ndarray:
     return np.exp(np.log(lo)[:, None] * (1.0 - f) + np.log(hi)[:, None] * f)
 
 
-def touch_slope(costs: TickCosts, starts: np.ndarray, target: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def touch_slope(
+    costs: TickCosts, starts: np.ndarray, target: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """Per step, a slope whose allocation moves at least `target` MB, and that allocation's true cost.
 
     Bisection on a log scale between `lo` and `hi` (the allocation grows with the slope);

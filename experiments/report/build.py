@@ -21,13 +21,24 @@ class Report:
     skipped: dict[str, str]
 
     def to_json(self) -> dict:
-        return {"report": str(self.path), "html": str(self.html) if self.html else None, "images": [str(p) for p in self.images],
-                "sections": self.sections, "skipped": self.skipped}
+        return {
+            "report": str(self.path),
+            "html": str(self.html) if self.html else None,
+            "images": [str(p) for p in self.images],
+            "sections": self.sections,
+            "skipped": self.skipped,
+        }
 
 
-def build_report(results_dir: str | Path, out: str | Path | None = None, html: bool = False, baseline: str | None = None,
-                 level: float = 0.95, timeline_days: float | None = 3.0,
-                 progress: Callable[[int, int, str], None] | None = None) -> Report:
+def build_report(
+    results_dir: str | Path,
+    out: str | Path | None = None,
+    html: bool = False,
+    baseline: str | None = None,
+    level: float = 0.95,
+    timeline_days: float | None = 3.0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Report:
     """Write `report.md` (and `report.html`) with its images into `out` (default RESULTS_DIR/report).
 
     `progress(done, total, what)` is called before each step once the run folders are

@@ -40,9 +40,15 @@ def decision_summary(rs: ResultsSet) -> tuple[list[dict], list[dict], list[dict]
             j = pd.concat(jobs, ignore_index=True)
             for kind, g in j.groupby("kind"):
                 dur = (g["complete_t"] - g["snapshot_t"]) / 60.0
-                jobs_rows.append({
-                    "policy": pol, "kind": kind, "jobs_per_run": len(g) / n, "mean_min": float(dur.mean()), "p95_min": float(dur.quantile(0.95)),
-                    "mean_gb": float(g["moved_bytes"].mean() / 1e9) if "moved_bytes" in g else math.nan,
-                    "paused_pct": float(100.0 * (g["pauses"] > 0).mean()) if "pauses" in g else math.nan,
-                })
+                jobs_rows.append(
+                    {
+                        "policy": pol,
+                        "kind": kind,
+                        "jobs_per_run": len(g) / n,
+                        "mean_min": float(dur.mean()),
+                        "p95_min": float(dur.quantile(0.95)),
+                        "mean_gb": float(g["moved_bytes"].mean() / 1e9) if "moved_bytes" in g else math.nan,
+                        "paused_pct": float(100.0 * (g["pauses"] > 0).mean()) if "pauses" in g else math.nan,
+                    }
+                )
     return actions, reasons, jobs_rows

@@ -40,8 +40,15 @@ def comparison_bars(comp: Comparison, out: Path | None = None, metrics: Sequence
         for xi, v, top, bottom in zip(x, mean, hi, lo):  # above the cap (below it for a negative bar)
             if np.isfinite(v):
                 up = v >= 0
-                ax.annotate(m.spec.format(v), (xi, top if up else bottom), textcoords="offset points", xytext=(0, 3 if up else -3),
-                            ha="center", va="bottom" if up else "top", fontsize=7)
+                ax.annotate(
+                    m.spec.format(v),
+                    (xi, top if up else bottom),
+                    textcoords="offset points",
+                    xytext=(0, 3 if up else -3),
+                    ha="center",
+                    va="bottom" if up else "top",
+                    fontsize=7,
+                )
         ax.set_xticks(x, comp.policies, rotation=20, ha="right", fontsize=8)
         arrow = "higher is better" if m.higher_is_better else "lower is better"
         ax.set_title(f"{m.label}\n({arrow})", fontsize=9)
@@ -54,12 +61,15 @@ def comparison_bars(comp: Comparison, out: Path | None = None, metrics: Sequence
             if m.low is not None:  # the interval is cut there: start the axis at the bound
                 ax.set_ylim(bottom=m.value(m.low))
         ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.set_visible(False)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in comp.policies]
     n_seeds = len(comp.seeds)
-    ci = (f"error bars: {comp.level:.0%} CI over {n_seeds} seeds (t), cut at the metric's possible range" if n_seeds > 1
-          else "one seed: no CI")
+    ci = (
+        f"error bars: {comp.level:.0%} CI over {n_seeds} seeds (t), cut at the metric's possible range"
+        if n_seeds > 1
+        else "one seed: no CI"
+    )
     fig.legend(handles, comp.policies, loc="lower center", ncol=min(6, len(comp.policies)), fontsize=9, title=ci, title_fontsize=8)
     fig.suptitle(title or f"{comp.experiment}: policy comparison", fontsize=12)
     fig.tight_layout(rect=(0, 0.1, 1, 0.97))
@@ -97,7 +107,9 @@ def paired_forest(comp: Comparison, out: Path, metrics: Sequence[str] | None = N
             else:
                 ax.plot(d, y + off, "o", color=colours[pol])
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(range(len(keys)), [f"{metric(k).label} ({'higher' if metric(k).higher_is_better else 'lower'} is better)" for k in keys], fontsize=8)
+    ax.set_yticks(
+        range(len(keys)), [f"{metric(k).label} ({'higher' if metric(k).higher_is_better else 'lower'} is better)" for k in keys], fontsize=8
+    )
     ax.invert_yaxis()
     ax.set_xlabel(f"difference vs {comp.baseline} (% of {comp.baseline}'s mean), paired by seed, {comp.level:.0%} CI")
     handles = [plt.Line2D([], [], marker="o", ls="", color=colours[q]) for q in others]

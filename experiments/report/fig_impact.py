@@ -50,7 +50,7 @@ def impact_cdfs(rs: ResultsSet, out: Path, threshold: float | None = None) -> Pa
         if not drawn:
             ax.text(0.5, 0.5, "no backup impact in these runs", ha="center", va="center", transform=ax.transAxes)
         ax.set_xscale("log")
-        ax.set_xlim(1e-2, 10 ** 3.5)
+        ax.set_xlim(1e-2, 10**3.5)
         ax.xaxis.set_major_formatter(pct_fmt)
         ax.set_xlabel("production latency increase caused by backup (%, log scale)")
         ax.grid(alpha=0.3, which="major")

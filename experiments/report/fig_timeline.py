@@ -33,7 +33,9 @@ def _volume_panel(ax, s: pd.DataFrame, jobs: pd.DataFrame, vinfo: pd.DataFrame, 
         for kind, g in jv.groupby("kind"):
             start = g["snapshot_t"].to_numpy(float) / 3600.0
             width = np.maximum((g["complete_t"].to_numpy(float) - g["snapshot_t"].to_numpy(float)) / 3600.0, min_w)
-            ax.broken_barh(list(zip(start, width)), (top * 1.1, top * 0.12), color=KIND_COLOURS.get(kind, "grey"), label=f"{kind} backup job")
+            ax.broken_barh(
+                list(zip(start, width)), (top * 1.1, top * 0.12), color=KIND_COLOURS.get(kind, "grey"), label=f"{kind} backup job"
+            )
     ax2 = ax.twinx()
     ax2.plot(h, sv["rp_age_s"] / 3600.0, color="tab:green", lw=1.1, label="restore-point age (h)")
     rpo = vinfo.loc[vinfo["volume"].astype(str) == vol, "rpo_s"]

@@ -55,7 +55,9 @@ def _with_actual(out: pd.DataFrame, run: Run) -> pd.DataFrame:
     filled = []
     for q, g in out.groupby("quantity"):
         g = g.sort_values("t").drop(columns="actual")
-        m = pd.merge_asof(g, s[["t", "volume", f"prod_{q}"]].rename(columns={f"prod_{q}": "actual"}), on="t", by="volume", direction="nearest")
+        m = pd.merge_asof(
+            g, s[["t", "volume", f"prod_{q}"]].rename(columns={f"prod_{q}": "actual"}), on="t", by="volume", direction="nearest"
+        )
         filled.append(m)
     return pd.concat(filled, ignore_index=True)
 

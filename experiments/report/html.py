@@ -18,4 +18,7 @@ def to_html(markdown: str, title: str) -> str:
         import html as _h
 
         body = f"<pre>{_h.escape(markdown)}</pre>"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_STYLE}</style></head><body>\n{body}</body></html>\n"
+    return (
+        "<!doctype html><html><head><meta "
+        f"charset='utf-8'><title>{title}</title><style>{_STYLE}</style></head><body>\n{body}</body></html>\n"
+    )

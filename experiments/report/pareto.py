@@ -12,12 +12,22 @@ from experiments.metrics import metric
 from experiments.report.style import plt, save_figure
 
 
-def pareto_png(trials: pd.DataFrame, objectives: Sequence[tuple[str, str]], out: Path, chosen: int | None = None,
-               untuned: dict | None = None, title: str = "") -> Path:
+def pareto_png(
+    trials: pd.DataFrame,
+    objectives: Sequence[tuple[str, str]],
+    out: Path,
+    chosen: int | None = None,
+    untuned: dict | None = None,
+    title: str = "",
+) -> Path:
     """Trials in objective space: infeasible, feasible, the Pareto front, chosen, untuned."""
     done = trials[trials["state"] == "COMPLETE"] if "state" in trials else trials
     names = [o[0] for o in objectives]
-    pairs = [(0, 1)] if len(names) == 2 else ([(i, j) for i in range(len(names)) for j in range(i + 1, len(names))][:3] if len(names) > 2 else [(0, 0)])
+    pairs = (
+        [(0, 1)]
+        if len(names) == 2
+        else ([(i, j) for i in range(len(names)) for j in range(i + 1, len(names))][:3] if len(names) > 2 else [(0, 0)])
+    )
     fig, axes = plt.subplots(1, len(pairs), figsize=(6.4 * len(pairs), 5.0), squeeze=False)
     feas = done["feasible"].astype(bool) if "feasible" in done else pd.Series(True, index=done.index)
     front = done["pareto"].astype(bool) if "pareto" in done else pd.Series(False, index=done.index)
@@ -42,7 +52,15 @@ def pareto_png(trials: pd.DataFrame, objectives: Sequence[tuple[str, str]], out:
             c = done[done["number"] == chosen]
             ax.scatter(xs(c), ys(c), marker="*", s=260, color="gold", edgecolor="black", zorder=5, label=f"chosen (trial {chosen})")
         if untuned and i != j and names[i] in untuned and names[j] in untuned:
-            ax.scatter([untuned[names[i]] * mx.scale], [untuned[names[j]] * my.scale], marker="D", s=70, color="black", zorder=5, label="untuned policy")
+            ax.scatter(
+                [untuned[names[i]] * mx.scale],
+                [untuned[names[j]] * my.scale],
+                marker="D",
+                s=70,
+                color="black",
+                zorder=5,
+                label="untuned policy",
+            )
         ax.set_ylabel(f"{my.label} ({my.unit}) — {objectives[j][1]}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")

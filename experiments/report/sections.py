@@ -83,7 +83,9 @@ def _paired_rows(comp: Comparison, keys: list[str]) -> list[dict]:
             continue
         m = metric(r["metric"])
         c = paired_cells(r, m)
-        prow.append({"policy": r["policy"], "metric": m.header, "diff": c["diff"], "ci": c["ci"], "rel": c["rel"], "p": c["p"], "sig": c["verdict"]})
+        prow.append(
+            {"policy": r["policy"], "metric": m.header, "diff": c["diff"], "ci": c["ci"], "rel": c["rel"], "p": c["p"], "sig": c["verdict"]}
+        )
     return prow
 
 
@@ -106,18 +108,34 @@ def comparison_section(doc: Doc, comp: Comparison) -> None:
     doc.img(doc.out_dir / "comparison.png", "policy comparison")
     keys = [m.key for m in METRICS if m.key in comp.summary]
     rows, _ = summary_table(comp, keys)
-    doc.add("Mean ± half-width of the confidence interval over seeds, in each column's unit "
-            "(`mean [lo, hi]` where the interval reaches past what the metric can take, e.g. below 0):\n")
+    doc.add(
+        "Mean ± half-width of the confidence interval over seeds, in each column's unit "
+        "(`mean [lo, hi]` where the interval reaches past what the metric can take, e.g. below 0):\n"
+    )
     doc.add(md_table(rows, [("policy", "policy"), ("n", "seeds")] + [(k, metric(k).header) for k in keys]))
     if len(comp.policies) > 1:
         doc.add(f"\n### Paired differences against `{comp.baseline}` (same seed = same load)\n")
-        doc.add("Differences in each metric's unit (impact: percentage points). Where every seed gave the same "
-                "difference there is no spread to test: no interval, no p-value.\n")
+        doc.add(
+            "Differences in each metric's unit (impact: percentage points). Where every seed gave the same "
+            "difference there is no spread to test: no interval, no p-value.\n"
+        )
         forest = paired_forest(comp, doc.out_dir / "paired.png", keys)
         if forest:
             doc.img(forest, "paired differences")
-        doc.add(md_table(_paired_rows(comp, keys), [("policy", "policy"), ("metric", "metric"), ("diff", "difference"), ("ci", f"{comp.level:.0%} CI"),
-                                                     ("rel", "relative"), ("p", "p (paired t)"), ("sig", "significant")]))
+        doc.add(
+            md_table(
+                _paired_rows(comp, keys),
+                [
+                    ("policy", "policy"),
+                    ("metric", "metric"),
+                    ("diff", "difference"),
+                    ("ci", f"{comp.level:.0%} CI"),
+                    ("rel", "relative"),
+                    ("p", "p (paired t)"),
+                    ("sig", "significant"),
+                ],
+            )
+        )
     if not comp.by_workload.empty:
         _by_workload(doc, comp)
 
@@ -138,8 +156,10 @@ def timelines_section(doc: Doc, rs: ResultsSet, timeline_days: float | None) -> 
     tl = timelines(rs, doc.out_dir, max_days=timeline_days)
     if tl:
         doc.sections.append("timelines")
-        doc.add("The same volumes and seed under each policy. Coloured bars at the top of each panel are backup jobs "
-                "(snapshot to completion); the green line is the restore-point age against the dashed RPO.\n")
+        doc.add(
+            "The same volumes and seed under each policy. Coloured bars at the top of each panel are backup jobs "
+            "(snapshot to completion); the green line is the restore-point age against the dashed RPO.\n"
+        )
         for pol, path in tl:
             doc.add(f"\n**{pol}**\n")
             doc.img(path, f"timeline {pol}")
@@ -153,8 +173,11 @@ def forecast_section(doc: Doc, rs: ResultsSet, timeline_days: float | None) -> N
     fp = forecast_plots(rs, doc.out_dir, max_days=timeline_days)
     fsum = []
     for r in rs.runs:
-        fc = {k: v for k, v in r.summary.get("fleet", {}).items()
-              if k.startswith("forecast_") and not k.endswith("wall_s") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        fc = {
+            k: v
+            for k, v in r.summary.get("fleet", {}).items()
+            if k.startswith("forecast_") and not k.endswith("wall_s") and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         if fc:
             fsum.append({"policy": r.policy, "seed": r.seed, **fc})
     if fp:
@@ -176,28 +199,50 @@ def _study(doc: Doc, sdir: Path) -> None:
     doc.sections.append(f"tuning:{sdir.name}")
     info = json.loads((sdir / "summary.json").read_text())
     objs = [(o["metric"], o["direction"]) for o in info.get("objectives", [])]
-    doc.add(f"\n### Study `{info.get('study', sdir.name)}`: {info.get('policy')} ({info.get('n_trials', '?')} completed trials, "
-            f"{info.get('duration_h', '?')} h, seeds {info.get('seeds')})\n")
+    doc.add(
+        f"\n### Study `{info.get('study', sdir.name)}`: {info.get('policy')} ({info.get('n_trials', '?')} completed trials, "
+        f"{info.get('duration_h', '?')} h, seeds {info.get('seeds')})\n"
+    )
     if info.get("constraints"):
         doc.add("Constraints: " + ", ".join(f"`{c['name']}`" for c in info["constraints"]) + "\n")
     if (sdir / "trials.parquet").is_file() and objs:
         trials = pd.read_parquet(sdir / "trials.parquet")
         chosen = (info.get("chosen") or {}).get("number")
-        doc.img(pareto_png(trials, objs, doc.out_dir / f"pareto_{slug(sdir.name)}.png", chosen=chosen, untuned=info.get("untuned"),
-                           title=f"study {sdir.name}: Pareto front"), f"pareto {sdir.name}")
+        doc.img(
+            pareto_png(
+                trials,
+                objs,
+                doc.out_dir / f"pareto_{slug(sdir.name)}.png",
+                chosen=chosen,
+                untuned=info.get("untuned"),
+                title=f"study {sdir.name}: Pareto front",
+            ),
+            f"pareto {sdir.name}",
+        )
     front = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in info.get("pareto") or []]
     for r in front:  # objectives in their display unit, as in every other table
         r.update({o: metric(o).show(r[o]) for o, _ in objs if isinstance(r.get(o), (int, float))})
     pcols = [c for c in (front[0].keys() if front else []) if c.startswith("param:")]
-    doc.add(md_table(front[:15], [("number", "trial")] + [(o, metric(o).header) for o, _ in objs] + [(c, c.removeprefix("param:")) for c in pcols]))
+    doc.add(
+        md_table(
+            front[:15], [("number", "trial")] + [(o, metric(o).header) for o, _ in objs] + [(c, c.removeprefix("param:")) for c in pcols]
+        )
+    )
     if info.get("chosen"):
         ch = info["chosen"]
-        doc.add(f"\nChosen: trial {ch['number']} (balanced compromise on the front), exported as `{sdir / 'best.yaml'}`; settings: "
-                + ", ".join(f"`{k}={v:.4g}`" if isinstance(v, float) else f"`{k}={v}`" for k, v in ch.get("settings", {}).items()) + "\n")
+        doc.add(
+            f"\nChosen: trial {ch['number']} (balanced compromise on the front), exported as `{sdir / 'best.yaml'}`; settings: "
+            + ", ".join(f"`{k}={v:.4g}`" if isinstance(v, float) else f"`{k}={v}`" for k, v in ch.get("settings", {}).items())
+            + "\n"
+        )
     if info.get("improvement"):
         doc.add("\nTuned vs untuned (same seeds and duration):\n")
-        doc.add(md_table([_scaled_improvement(r) for r in info["improvement"]],
-                         [("metric", "objective"), ("untuned", "untuned"), ("tuned", "tuned"), ("diff", "difference"), ("rel_pct", "relative %")]))
+        doc.add(
+            md_table(
+                [_scaled_improvement(r) for r in info["improvement"]],
+                [("metric", "objective"), ("untuned", "untuned"), ("tuned", "tuned"), ("diff", "difference"), ("rel_pct", "relative %")],
+            )
+        )
 
 
 def _scaled_improvement(r: dict) -> dict:
@@ -225,14 +270,28 @@ def decisions_section(doc: Doc, rs: ResultsSet) -> None:
     doc.add("\n## 6. Decision log\n")
     actions, reasons, jobs_rows = decision_summary(rs)
     doc.sections.append("decisions")
-    acols = [("policy", "policy"), ("decisions", "actions / run")] + [(k, f"{k} / run") for k in ("start", "throttle", "pause", "resume") if any(k in a for a in actions)]
+    acols = [("policy", "policy"), ("decisions", "actions / run")] + [
+        (k, f"{k} / run") for k in ("start", "throttle", "pause", "resume") if any(k in a for a in actions)
+    ]
     acols += [(k, f"{k} / run") for k in ("rejected", "forced") if any(k in a for a in actions)]
     doc.add(md_table(actions, acols))
     doc.add("\nMost frequent reasons (numbers masked as #):\n")
     doc.add(md_table(reasons, [("policy", "policy"), ("reason", "reason"), ("per_run", "per run"), ("share_pct", "% of actions")]))
     doc.add("\nBackup jobs (snapshot to completion):\n")
-    doc.add(md_table(jobs_rows, [("policy", "policy"), ("kind", "kind"), ("jobs_per_run", "jobs / run"), ("mean_min", "mean min"),
-                                 ("p95_min", "p95 min"), ("mean_gb", "mean GB"), ("paused_pct", "% paused")]))
+    doc.add(
+        md_table(
+            jobs_rows,
+            [
+                ("policy", "policy"),
+                ("kind", "kind"),
+                ("jobs_per_run", "jobs / run"),
+                ("mean_min", "mean min"),
+                ("p95_min", "p95 min"),
+                ("mean_gb", "mean GB"),
+                ("paused_pct", "% paused"),
+            ],
+        )
+    )
 
 
 def footer(doc: Doc) -> None:

@@ -33,10 +33,20 @@ def export(o: TuneOutcome, out_dir: Path) -> None:
         dump = cfg.model_dump(mode="json") | {"policies": [p.model_dump(mode="json", exclude_defaults=True) for p in cfg.policies]}
         atomic_write_text(out_dir / "best.yaml", head + yaml.safe_dump(dump, sort_keys=False))
         prov = provenance_or_none()
-        write_json(out_dir / "best.json", o.chosen | {"policy": f"{t.policy.label}-tuned", "config": str(out_dir / "best.yaml")}
-                   | ({"provenance": prov} if prov is not None else {}))
+        write_json(
+            out_dir / "best.json",
+            o.chosen
+            | {"policy": f"{t.policy.label}-tuned", "config": str(out_dir / "best.yaml")}
+            | ({"provenance": prov} if prov is not None else {}),
+        )
     if not o.trials.empty and (o.trials["state"] == "COMPLETE").any():
-        pareto_png(o.trials, [(ob.metric, ob.direction) for ob in t.spec.objectives], out_dir / "pareto.png",
-                   chosen=None if o.chosen is None else o.chosen["number"], untuned=o.untuned, title=f"study {t.study}: {t.policy.label} on {t.base.name}")
+        pareto_png(
+            o.trials,
+            [(ob.metric, ob.direction) for ob in t.spec.objectives],
+            out_dir / "pareto.png",
+            chosen=None if o.chosen is None else o.chosen["number"],
+            untuned=o.untuned,
+            title=f"study {t.study}: {t.policy.label} on {t.base.name}",
+        )
     o.out_dir = out_dir
     write_json(out_dir / "summary.json", o.to_json())

@@ -110,10 +110,17 @@ def _improvement(t: Tuning, chosen: dict, untuned: dict[str, float]) -> list[dic
             continue
         d = c - u
         better = (d < 0) if o.direction == "minimize" else (d > 0)
-        improvement.append({
-            "metric": o.metric, "direction": o.direction, "untuned": u, "tuned": c, "diff": d,
-            "rel_pct": 100.0 * d / abs(u) if u else None, "better": bool(better) if d != 0 else None,
-        })
+        improvement.append(
+            {
+                "metric": o.metric,
+                "direction": o.direction,
+                "untuned": u,
+                "tuned": c,
+                "diff": d,
+                "rel_pct": 100.0 * d / abs(u) if u else None,
+                "better": bool(better) if d != 0 else None,
+            }
+        )
     return improvement
 
 

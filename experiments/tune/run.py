@@ -45,7 +45,9 @@ def _optimize(t: Tuning, url: str, n_run: int, worker_index: int) -> int:
     if before >= t.spec.n_trials:
         return 0
     study.optimize(
-        make_objective(t), n_trials=n_run, gc_after_trial=False,
+        make_objective(t),
+        n_trials=n_run,
+        gc_after_trial=False,
         callbacks=[MaxTrialsCallback(t.spec.n_trials, states=(TrialState.COMPLETE,)), stop_if_all_fail],
     )
     return n_run
@@ -68,8 +70,16 @@ def _optimize_here(t: Tuning, study_obj, todo: int, target: int, on_progress: Ca
     study_obj.optimize(make_objective(t), n_trials=todo, gc_after_trial=False, callbacks=cbs)
 
 
-def _optimize_in_workers(tune_path: str | Path, overrides: dict, url: str, study_obj, jobs: int, todo: int, target: int,
-                         on_progress: Callable[[int, int], None] | None) -> None:
+def _optimize_in_workers(
+    tune_path: str | Path,
+    overrides: dict,
+    url: str,
+    study_obj,
+    jobs: int,
+    todo: int,
+    target: int,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
     """`todo` trials shared among `jobs` worker processes on the same storage."""
     n = min(jobs, todo)
     shares = [todo // n + (1 if i < todo % n else 0) for i in range(n)]
@@ -138,8 +148,9 @@ def tune(
     return outcome
 
 
-def _run_study(t: Tuning, tune_path: str | Path, overrides: dict, url: str, study_obj, jobs: int,
-               on_progress: Callable[[int, int], None] | None) -> int:
+def _run_study(
+    t: Tuning, tune_path: str | Path, overrides: dict, url: str, study_obj, jobs: int, on_progress: Callable[[int, int], None] | None
+) -> int:
     """Stale trials failed, the untuned reference stored, the missing trials run; returns the
     completed trials found at the start."""
     fail_stale_trials(study_obj)

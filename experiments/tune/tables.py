@@ -25,7 +25,9 @@ def front_table(outcome: TuneOutcome) -> tuple[list[dict], Columns]:
     for r in front.to_dict(orient="records"):
         row = {"number": ("* " if r["number"] == chosen else "") + str(r["number"])}
         row.update({n: r[n] for n in names})
-        row.update({k: (("-" if v != v else f"{v:.4g}") if isinstance(v, float) else str(v)) for k, v in r.items() if k.startswith("param:")})
+        row.update(
+            {k: (("-" if v != v else f"{v:.4g}") if isinstance(v, float) else str(v)) for k, v in r.items() if k.startswith("param:")}
+        )
         rows.append(row)
     pcols = [k for k in front.columns if k.startswith("param:")] if not front.empty else []
     cols = [("number", "trial", "{}")] + [(n, short_name(n), metric(n).fmt) for n in names] + [(p, _shorten(p), "{}") for p in pcols]
@@ -33,6 +35,9 @@ def front_table(outcome: TuneOutcome) -> tuple[list[dict], Columns]:
 
 
 IMPROVEMENT_COLUMNS: Columns = [
-    ("metric", "objective", "{}"), ("untuned", "untuned", "{:.5g}"), ("tuned", "tuned", "{:.5g}"), ("diff", "diff", "{:+.5g}"),
+    ("metric", "objective", "{}"),
+    ("untuned", "untuned", "{:.5g}"),
+    ("tuned", "tuned", "{:.5g}"),
+    ("diff", "diff", "{:+.5g}"),
     ("rel_pct", "relative %", "{:+.1f}"),
 ]

@@ -108,10 +108,16 @@ def known_metrics(t: Tuning) -> set[str]:
     from experiments.tune.objective import DERIVED
 
     dump = t.base.model_dump(mode="json")
-    dump.update({
-        "duration_h": 2 * max(t.base.decision_s, t.base.record_s) / 3600.0, "history_h": 0.0, "initial_full_spread_h": 0.0, "seeds": None,
-        "fleet": [{"workload": "constant", "count": 1, "used_gb": 1.0}], "policies": [t.policy.model_dump(mode="json")],
-    })
+    dump.update(
+        {
+            "duration_h": 2 * max(t.base.decision_s, t.base.record_s) / 3600.0,
+            "history_h": 0.0,
+            "initial_full_spread_h": 0.0,
+            "seeds": None,
+            "fleet": [{"workload": "constant", "count": 1, "used_gb": 1.0}],
+            "policies": [t.policy.model_dump(mode="json")],
+        }
+    )
     cfg = parse_config(dump, f"{t.path} (metric check)")
     result, _ = simulate(RunPlan(cfg, cfg.policies[0], t.seeds[0]))
     numeric = {k for k, v in result.fleet.items() if isinstance(v, int | float) and not isinstance(v, bool)}

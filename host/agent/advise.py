@@ -42,8 +42,16 @@ def rollout(scheduler, ctx0: DecisionContext, horizon_s: float, step_s: float) -
     for i in range(steps):
         t = ctx0.t + i * step_s
         iops, mbps = _load_at(ctx0, t)
-        ctx = dataclasses.replace(ctx0, t=t, tick=ctx0.tick + int(round(i * step_s / ctx0.tick_s)), rp_age_s=t - ctx0.last_snapshot_t,
-                                  job_state=state.copy(), prod_iops=iops, prod_mbps=mbps, impact=np.zeros_like(iops))  # fmt: skip
+        ctx = dataclasses.replace(
+            ctx0,
+            t=t,
+            tick=ctx0.tick + int(round(i * step_s / ctx0.tick_s)),
+            rp_age_s=t - ctx0.last_snapshot_t,
+            job_state=state.copy(),
+            prod_iops=iops,
+            prod_mbps=mbps,
+            impact=np.zeros_like(iops),
+        )
         for a in sched.decide(ctx):
             if isinstance(a, Start) and a.volume not in found and state[a.volume] == int(JobState.NONE):
                 found[a.volume] = (t, a)
@@ -72,7 +80,10 @@ def advise(agent: Agent, observe_s: float = 1.0) -> dict:
         row = {"volume": name, "rpo_s": float(ctx.volumes.rpo_s[v]), "rp_age_s": float(ctx.rp_age_s[v]), "job": None}
         job = agent.jobs.jobs[v]
         if job is not None:
-            row["job"] = f"job {job.id} ({kind_name(job.kind)} to {job.spec.tier}) is {['none', 'queued', 'running', 'paused'][int(ctx.job_state[v])]}"
+            row["job"] = (
+                f"job {job.id} ({kind_name(job.kind)} to {job.spec.tier}) is "
+                f"{['none', 'queued', 'running', 'paused'][int(ctx.job_state[v])]}"
+            )
         if v not in found:
             row.update(start=None, reason=f"no backup within the {cfg.horizon:g} s horizon")
             rows.append(row)
@@ -82,14 +93,27 @@ def advise(agent: Agent, observe_s: float = 1.0) -> dict:
         tier = agent.host.tiers[a.tier]
         rate = a.rate_mbps if a.rate_mbps is not None else min(tier.ingest_mbps, float(ctx.volumes.max_mbps[v]) * cfg.backup_max_util)
         start = ts + agent.start_epoch
-        row.update(start=start, window_end=start + size / (max(rate, 1e-3) * MB), in_s=ts - t, kind=kind_name(a.kind), tier=tier.name,
-                   rate_mbps=a.rate_mbps, bytes=size, forced=a.forced, reason=a.reason)  # fmt: skip
+        row.update(
+            start=start,
+            window_end=start + size / (max(rate, 1e-3) * MB),
+            in_s=ts - t,
+            kind=kind_name(a.kind),
+            tier=tier.name,
+            rate_mbps=a.rate_mbps,
+            bytes=size,
+            forced=a.forced,
+            reason=a.reason,
+        )
         rows.append(row)
     fc = agent.forecast
     return {
-        "now": now, "policy": cfg.policy, "forecast": None if fc is None else fc.model, "volumes": rows,
-        "skipped": agent.host.skipped, "feasibility": _feasibility(ctx, incr, now),
-    }  # fmt: skip
+        "now": now,
+        "policy": cfg.policy,
+        "forecast": None if fc is None else fc.model,
+        "volumes": rows,
+        "skipped": agent.host.skipped,
+        "feasibility": _feasibility(ctx, incr, now),
+    }
 
 
 def _feasibility(ctx: DecisionContext, incr: np.ndarray, now: float) -> dict:

@@ -67,7 +67,9 @@ def _print_json(data) -> None:
 @one_line_errors
 def run(
     config: Path = typer.Argument(..., help="agent config (YAML)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="advise only: the next backup of each volume, its window, rate, kind, tier and why"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="advise only: the next backup of each volume, its window, rate, kind, tier and why"
+    ),
     duration: float | None = typer.Option(None, "--duration", help="stop after this many seconds (default: until SIGTERM / Ctrl-C)"),
     as_json: bool = typer.Option(False, "--json", help="with --dry-run: the advice as JSON on stdout"),
 ) -> None:
@@ -87,7 +89,10 @@ def run(
         signal.signal(sig, lambda *_: stop.set())
     try:
         agent.open()
-        agent.log(f"agent {loaded.cfg.name}: {len(agent.names)} volume(s), policy {loaded.cfg.policy}, period {loaded.cfg.period:g} s, state {loaded.state_dir}")
+        agent.log(
+            f"agent {loaded.cfg.name}: {len(agent.names)} volume(s), policy {loaded.cfg.policy}, period {loaded.cfg.period:g} "
+            f"s, state {loaded.state_dir}"
+        )
         agent.run(stop, duration)
     finally:
         agent.close()
@@ -114,10 +119,13 @@ def _dry_run(loaded, as_json: bool) -> None:
         if r.get("start") is None:
             typer.echo(f"{head}; {r['reason']}")
             continue
-        when = "now" if r["in_s"] < loaded.cfg.period else f"at {time.strftime('%H:%M:%S', time.localtime(r['start']))} (in {r['in_s']:.0f} s)"
+        when = (
+            "now" if r["in_s"] < loaded.cfg.period else f"at {time.strftime('%H:%M:%S', time.localtime(r['start']))} (in {r['in_s']:.0f} s)"
+        )
         rate = "unthrottled" if r["rate_mbps"] is None else f"{r['rate_mbps']:.1f} MB/s"
         typer.echo(
-            f"{head}\n  next: {'FORCED ' if r['forced'] else ''}{r['kind']} to {r['tier']} {when}, {rate}, about {r['bytes'] / 1e6:.1f} MB, "
+            f"{head}\n  next: {'FORCED ' if r['forced'] else ''}{r['kind']} to {r['tier']} {when}, {rate}, about "
+            f"{r['bytes'] / 1e6:.1f} MB, "
             f"window until {time.strftime('%H:%M:%S', time.localtime(r['window_end']))}\n  why: {r['reason']}"
         )
 

@@ -223,7 +223,9 @@ def load(path: str | Path) -> Loaded:
     cfg: AgentConfig = validate(AgentConfig, read_yaml(path, "agent config"), path)
     base = path.resolve().parent
     models = [
-        load_device_model(v.device_model or cfg.device_model, base, f"{path}: volumes.{i}.device_model" if v.device_model else f"{path}: device_model")
+        load_device_model(
+            v.device_model or cfg.device_model, base, f"{path}: volumes.{i}.device_model" if v.device_model else f"{path}: device_model"
+        )
         for i, v in enumerate(cfg.volumes)
     ]
     forecaster = _check_policy(cfg, path)

@@ -48,10 +48,19 @@ def volume_table(vols: list, models: list[DeviceClass], devices: list[str], used
 def tier_views(tiers: list, jobs: JobTable, stored: list[float]) -> list[TierView]:
     return [
         TierView(
-            index=i, name=t.name, media=t.media, ingest_mbps=t.ingest_mbps, restore_mbps=t.restore_mbps, slots=t.slots,
-            busy=jobs.busy(i), queued=jobs.queued(i), priority=t.priority, cost_per_gb_month=t.cost_per_gb_month,
-            stored_bytes=stored[i], capacity_bytes=t.capacity_gb * 1e9,
-        )  # fmt: skip
+            index=i,
+            name=t.name,
+            media=t.media,
+            ingest_mbps=t.ingest_mbps,
+            restore_mbps=t.restore_mbps,
+            slots=t.slots,
+            busy=jobs.busy(i),
+            queued=jobs.queued(i),
+            priority=t.priority,
+            cost_per_gb_month=t.cost_per_gb_month,
+            stored_bytes=stored[i],
+            capacity_bytes=t.capacity_gb * 1e9,
+        )
         for i, t in enumerate(tiers)
     ]
 

@@ -52,7 +52,9 @@ def scan(paths: tuple[str, ...], since_snap: float, since_full: float, max_entri
                         if e.is_dir(follow_symlinks=False):
                             stack.append(e.path)
                         elif e.is_file(follow_symlinks=False):
-                            used, ch_snap, ch_full, files = _add(e.stat(follow_symlinks=False), since_snap, since_full, used, ch_snap, ch_full, files)
+                            used, ch_snap, ch_full, files = _add(
+                                e.stat(follow_symlinks=False), since_snap, since_full, used, ch_snap, ch_full, files
+                            )
                     except OSError:
                         errors += 1
         except OSError:

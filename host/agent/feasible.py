@@ -51,7 +51,8 @@ class Feasibility:
         if self.feasible:
             return ""
         who = ", ".join(
-            f"{m.volume} {'at' if m.at_epoch > self.now else 'already, since'} {time.strftime('%H:%M:%S', time.localtime(m.at_epoch))} (late by {m.late_s:.0f} s)"
+            f"{m.volume} {'at' if m.at_epoch > self.now else 'already, since'} "
+            f"{time.strftime('%H:%M:%S', time.localtime(m.at_epoch))} (late by {m.late_s:.0f} s)"
             for m in self.misses
         )
         return f"warning: the backup tiers cannot meet every RPO: {len(self.misses)} volume(s) will miss: {who}; {self.capacity}"

@@ -68,9 +68,19 @@ class Finished:
 class JobTable:
     """Jobs of every volume: per-volume arrays for the context, processes underneath."""
 
-    def __init__(self, vols: list, tiers: list, adapters: Callable[[int, int], Adapter], devs: list[tuple[str, str]],
-                 state: AgentState | None, mech: Mechanism, backoff: Backoff, estimate: Callable[[int, BackupKind], tuple[float, float]],
-                 parent_full: Callable[[str, str], str | None], paths: list[tuple[str, ...]]):  # fmt: skip
+    def __init__(
+        self,
+        vols: list,
+        tiers: list,
+        adapters: Callable[[int, int], Adapter],
+        devs: list[tuple[str, str]],
+        state: AgentState | None,
+        mech: Mechanism,
+        backoff: Backoff,
+        estimate: Callable[[int, BackupKind], tuple[float, float]],
+        parent_full: Callable[[str, str], str | None],
+        paths: list[tuple[str, ...]],
+    ):
         n = len(vols)
         self.vols, self.tiers, self.adapters = vols, tiers, adapters
         self.devs = devs  # per volume: (diskstats name, "major:minor" of the disk to throttle)
@@ -108,7 +118,11 @@ class JobTable:
                 return False, "the volume has a job"
             if not self.backoff.ready(v, now):
                 f = self.backoff.f[v]
-                return False, f"backing off after {f.consecutive} failure(s) until {time.strftime('%H:%M:%S', time.localtime(f.next_retry_t))}: {f.last_error}"
+                return (
+                    False,
+                    f"backing off after {f.consecutive} failure(s) until "
+                    f"{time.strftime('%H:%M:%S', time.localtime(f.next_retry_t))}: {f.last_error}",
+                )
             return self._queue(a, now)
         if st == _NONE:
             return False, "no job"
@@ -160,7 +174,9 @@ class JobTable:
         if self.state is None:
             self._fake_id = getattr(self, "_fake_id", 0) + 1
             return self._fake_id
-        return self.state.add_job(volume=volume, tier=tier, kind=kind_name(kind), state="queued", forced=int(a.forced), reason=a.reason, queued_t=now)
+        return self.state.add_job(
+            volume=volume, tier=tier, kind=kind_name(kind), state="queued", forced=int(a.forced), reason=a.reason, queued_t=now
+        )
 
     def _set_rate(self, job: Job, rate: float | None) -> str:
         job.throttle = rate
@@ -222,9 +238,19 @@ class JobTable:
             self.jstate[job.v] = _PAUSED
         self.remaining[job.v] = job.est_bytes
         h = job.handle
-        self._save(job, state="paused" if job.pause_on_start else "running", start_t=job.start_t, pid=h.pid, proc_start=h.proc_start,
-                   boot_id=h.boot, cgroup=procs, throttle_mbps=job.throttle, est_bytes=job.est_bytes,
-                   dev_written_bytes=job.dev_written, out_dir=str(h.folder))  # fmt: skip
+        self._save(
+            job,
+            state="paused" if job.pause_on_start else "running",
+            start_t=job.start_t,
+            pid=h.pid,
+            proc_start=h.proc_start,
+            boot_id=h.boot,
+            cgroup=procs,
+            throttle_mbps=job.throttle,
+            est_bytes=job.est_bytes,
+            dev_written_bytes=job.dev_written,
+            out_dir=str(h.folder),
+        )
         return None
 
     # ------------------------------------------------------------------ progress
@@ -276,8 +302,16 @@ class JobTable:
             snap_t = out.snapshot_t or job.start_t
             if out.snapshot_id and hasattr(job.adapter, "snapshot_time"):
                 snap_t = job.adapter.snapshot_time(out.snapshot_id) or snap_t
-        self._save(job, state="done" if out.ok else "failed", end_t=now, read_bytes=job.read_bytes, processed_bytes=out.processed_bytes,
-                   added_bytes=out.added_bytes, snapshot_id=out.snapshot_id, error=out.error)  # fmt: skip
+        self._save(
+            job,
+            state="done" if out.ok else "failed",
+            end_t=now,
+            read_bytes=job.read_bytes,
+            processed_bytes=out.processed_bytes,
+            added_bytes=out.added_bytes,
+            snapshot_id=out.snapshot_id,
+            error=out.error,
+        )
         self._prune_folders()
         return Finished(job, out, now, snap_t)
 

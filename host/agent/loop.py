@@ -81,7 +81,9 @@ class Agent:
             self.log(f"throttle: {pr.name} ({'; '.join(f'{k}: {v}' for k, v in pr.notes.items())})")
         self.estimator = DirtyEstimator(s.paths, cfg.estimate_every)
         self.used = np.zeros(n)
-        self.book = PointBook(self.names, [t.name for t in s.tiers], [t.restore_mbps for t in s.tiers], cfg.restore_overhead, self.start_epoch)
+        self.book = PointBook(
+            self.names, [t.name for t in s.tiers], [t.restore_mbps for t in s.tiers], cfg.restore_overhead, self.start_epoch
+        )
         self._load_points()
         self.table = volume_table(s.vols, s.models, s.devices, self.used)
         self.backoff = Backoff(self.names, cfg.retry.base, cfg.retry.max, None if self.dry_run else self.state)
@@ -89,8 +91,18 @@ class Agent:
         self.cum_at_snap = np.zeros(n)
         self.cum_at_launch = np.zeros(n)
         self.stored = self._stored_bytes()
-        self.jobs = JobTable(s.vols, s.tiers, s.adapter, list(zip(s.devices, s.throttle_devs)), None if self.dry_run else self.state,
-                             self.mech, self.backoff, self._estimate, self.book.newest_full_id, s.paths)  # fmt: skip
+        self.jobs = JobTable(
+            s.vols,
+            s.tiers,
+            s.adapter,
+            list(zip(s.devices, s.throttle_devs)),
+            None if self.dry_run else self.state,
+            self.mech,
+            self.backoff,
+            self._estimate,
+            self.book.newest_full_id,
+            s.paths,
+        )
         self.jobs.log = self.log
         self.sampler = Sampler(s.devices)
         self.prod = (np.zeros(n), np.zeros(n))
@@ -146,7 +158,14 @@ class Agent:
             self.hist.load(self.state.history(k_now - int(cfg.history.keep // cfg.history_step)), self.names)
         self.prior = None
         if cfg.history.store and (self.hist.k_first in (None, 0)):
-            self.prior = store_prior(self.loaded.resolve(cfg.history.store), self.host.devices, self.hist.kinds, cfg.history_step, self.start_epoch, cfg.history.keep)
+            self.prior = store_prior(
+                self.loaded.resolve(cfg.history.store),
+                self.host.devices,
+                self.hist.kinds,
+                cfg.history_step,
+                self.start_epoch,
+                cfg.history.keep,
+            )
             if self.prior is not None:
                 self.log(f"history: {self.prior.n_steps} steps from {cfg.history.store} before the agent's clock origin")
 
@@ -161,8 +180,13 @@ class Agent:
         name = self.loaded.forecaster
         if name is not None:
             fallback = FORECASTERS.create(cfg.fallback, **cfg.fallback_params)
-            self.service = ForecastService(FORECASTERS.create(name, **cfg.forecaster_params), max(1, round(cfg.horizon / cfg.history_step)),
-                                           retrain=cfg.retrain, fallback=fallback, prior=self.prior)  # fmt: skip
+            self.service = ForecastService(
+                FORECASTERS.create(name, **cfg.forecaster_params),
+                max(1, round(cfg.horizon / cfg.history_step)),
+                retrain=cfg.retrain,
+                fallback=fallback,
+                prior=self.prior,
+            )
             if self.hist.n_steps or self.prior is not None:
                 self._update_forecast()
 
@@ -217,7 +241,9 @@ class Agent:
             return
         self.prod = (obs.iops, obs.mbps)
         self.cum_written += obs.dev_written
-        vals = np.stack([obs.iops, obs.mbps, np.full_like(obs.iops, obs.cpu), np.full_like(obs.iops, obs.mem), np.full_like(obs.iops, obs.net)])
+        vals = np.stack(
+            [obs.iops, obs.mbps, np.full_like(obs.iops, obs.cpu), np.full_like(obs.iops, obs.mem), np.full_like(obs.iops, obs.net)]
+        )
         closed = self.hist.add(self.t_prev, t, vals)
         if closed:
             self._closed = True
@@ -232,9 +258,18 @@ class Agent:
 
     def context(self, t: float) -> DecisionContext:
         return build_context(
-            t, self.cfg, self.start_epoch, self.table, tier_views(self.host.tiers, self.jobs, self.stored), self.book, self.jobs,
-            self.prod, self._dirty, self.hist.history, self.forecast,
-        )  # fmt: skip
+            t,
+            self.cfg,
+            self.start_epoch,
+            self.table,
+            tier_views(self.host.tiers, self.jobs, self.stored),
+            self.book,
+            self.jobs,
+            self.prod,
+            self._dirty,
+            self.hist.history,
+            self.forecast,
+        )
 
     def _dirty(self) -> tuple[np.ndarray, np.ndarray]:
         incr, diff, used = self.estimator.dirty(self.book.last_snap + self.start_epoch, self.book.last_full + self.start_epoch, time.time())
@@ -262,8 +297,18 @@ class Agent:
         forced = bool(getattr(a, "forced", False))
         if isinstance(a, Start) and not ok and limit.startswith("backing off") and not self.backoff.first_refusal(v):
             return  # refused again during the same back-off: logged once
-        self.state.add_decision(t=now, volume=name, action=action, kind=kind, tier=tier, rate_mbps=getattr(a, "rate_mbps", None),
-                                forced=int(forced), accepted=int(ok), limit_text=limit, reason=a.reason)  # fmt: skip
+        self.state.add_decision(
+            t=now,
+            volume=name,
+            action=action,
+            kind=kind,
+            tier=tier,
+            rate_mbps=getattr(a, "rate_mbps", None),
+            forced=int(forced),
+            accepted=int(ok),
+            limit_text=limit,
+            reason=a.reason,
+        )
         if self.metrics is not None:
             self.metrics.decisions.labels(action, str(forced).lower()).inc()
         rate = getattr(a, "rate_mbps", None)
@@ -293,18 +338,32 @@ class Agent:
         if self.metrics is not None:
             self.metrics.backups.labels(name, "ok" if out.ok else "failed").inc()
         if out.ok:
-            point = {"volume": name, "tier": job.spec.tier, "snapshot_id": out.snapshot_id or f"job-{job.id}", "kind": kind_name(job.kind),
-                     "snapshot_t": fin.snapshot_t, "bytes": job.read_bytes or job.est_bytes,
-                     "source": "restic" if job.adapter.self_contained else "command", "job": job.id}  # fmt: skip
+            point = {
+                "volume": name,
+                "tier": job.spec.tier,
+                "snapshot_id": out.snapshot_id or f"job-{job.id}",
+                "kind": kind_name(job.kind),
+                "snapshot_t": fin.snapshot_t,
+                "bytes": job.read_bytes or job.est_bytes,
+                "source": "restic" if job.adapter.self_contained else "command",
+                "job": job.id,
+            }
             self.state.add_points([point])
             self.book.add(point, self.used[job.v])
             self.backoff.succeeded(job.v)
             self.cum_at_snap[job.v] = self.cum_at_launch[job.v]
             self.stored[job.tier] += float(out.added_bytes or job.read_bytes or 0.0)
-            tool = "" if out.processed_bytes is None else f"; restic processed {out.processed_bytes / MB:.1f} MB, added {(out.added_bytes or 0) / MB:.1f} MB"
-            self.log(f"{name}: job {job.id} ({kind_name(job.kind)} to {job.spec.tier}) {'found ' if settled else ''}done"
-                     f"{'' if settled else f' in {took:.1f} s'}: restore point {point['snapshot_id']}{tool}; read {job.read_bytes / MB:.1f} MB "
-                     f"from the device, estimated {job.est_bytes / MB:.1f} MB (device writes since the last snapshot {job.dev_written / MB:.1f} MB)")  # fmt: skip
+            tool = (
+                ""
+                if out.processed_bytes is None
+                else f"; restic processed {out.processed_bytes / MB:.1f} MB, added {(out.added_bytes or 0) / MB:.1f} MB"
+            )
+            self.log(
+                f"{name}: job {job.id} ({kind_name(job.kind)} to {job.spec.tier}) {'found ' if settled else ''}done"
+                f"{'' if settled else f' in {took:.1f} s'}: restore point {point['snapshot_id']}{tool}; read {job.read_bytes / MB:.1f} MB "
+                f"from the device, estimated {job.est_bytes / MB:.1f} MB (device writes since the last snapshot "
+                f"{job.dev_written / MB:.1f} MB)"
+            )
             return
         wait = self.backoff.failed(job.v, now, out.error or "failed")
         self.log(f"{name}: job {job.id} failed: {out.error}; retry in {wait:.0f} s (failures: {self.backoff.f[job.v].total})")

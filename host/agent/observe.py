@@ -155,9 +155,12 @@ class StepHistory:
     def history(self) -> LoadHistory:
         n, k0 = self.n_steps, (self.k_first or 0)
         return LoadHistory(
-            self.step_s, self.start_epoch, (k0 + np.arange(n, dtype=np.float64)) * self.step_s,
-            kinds=self.kinds, **{f: self.data[i, :n] for i, f in enumerate(FIELDS)},
-        )  # fmt: skip
+            self.step_s,
+            self.start_epoch,
+            (k0 + np.arange(n, dtype=np.float64)) * self.step_s,
+            kinds=self.kinds,
+            **{f: self.data[i, :n] for i, f in enumerate(FIELDS)},
+        )
 
 
 def store_prior(path: Path, devices: list[str], kinds: list[str], step_s: float, end_epoch: float, keep_s: float) -> LoadHistory | None:

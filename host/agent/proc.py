@@ -10,7 +10,8 @@ A process is the job's only if its pid, its start time (`/proc/PID/stat` field 2
 clock ticks since boot) and the boot id all match what was recorded: a recycled pid
 is not adopted. The wrapper's `argv[0]` is `piop-job-<id>`, so the processes of a job
 whose pid was never recorded (the agent died between the start and the write) are found
-by a scan of `/proc` (that tag and the job's own `rc` path in the agent's state folder). Stopping a job signals the whole group: SIGTERM, SIGCONT (a
+by a scan of `/proc` (that tag and the job's own `rc` path in the agent's state folder).
+Stopping a job signals the whole group: SIGTERM, SIGCONT (a
 stopped group must run to die), then SIGKILL after a grace period.
 """
 
@@ -137,8 +138,13 @@ def spawn(job_id: int, argv: list[str], env: dict[str, str], folder: Path, cgrou
     with open(folder / "out", "wb") as out, open(folder / "err", "wb") as err:
         popen = subprocess.Popen(
             ["/bin/sh", "-c", WRAPPER, f"piop-job-{job_id}", cgroup_procs or "", str(folder / "rc"), *argv],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True, close_fds=True,
-        )  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
     ticks = start_ticks(popen.pid) or 0
     return Handle(popen.pid, ticks, boot_id(), folder, popen)
 

@@ -34,12 +34,35 @@ DB = "agent.db"
 OPEN_STATES = ("starting", "queued", "running", "paused")
 
 JOB_COLUMNS = (
-    "id", "volume", "tier", "kind", "state", "forced", "reason", "queued_t", "start_t", "end_t", "pid", "proc_start",
-    "boot_id", "cgroup", "throttle_mbps", "est_bytes", "dev_written_bytes", "read_bytes", "processed_bytes",
-    "added_bytes", "snapshot_id", "error", "out_dir", "adopted",
-)  # fmt: skip
+    "id",
+    "volume",
+    "tier",
+    "kind",
+    "state",
+    "forced",
+    "reason",
+    "queued_t",
+    "start_t",
+    "end_t",
+    "pid",
+    "proc_start",
+    "boot_id",
+    "cgroup",
+    "throttle_mbps",
+    "est_bytes",
+    "dev_written_bytes",
+    "read_bytes",
+    "processed_bytes",
+    "added_bytes",
+    "snapshot_id",
+    "error",
+    "out_dir",
+    "adopted",
+)
 POINT_COLUMNS = ("volume", "tier", "snapshot_id", "kind", "snapshot_t", "bytes", "source", "job")
 DECISION_COLUMNS = ("t", "volume", "action", "kind", "tier", "rate_mbps", "forced", "accepted", "limit_text", "reason")
+
+_POINT_TYPES = ", ".join(c + (" TEXT" if c in ("volume", "tier", "snapshot_id", "kind", "source") else " REAL") for c in POINT_COLUMNS)
 
 SCHEMA = f"""
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,7 +72,7 @@ CREATE TABLE jobs(id INTEGER PRIMARY KEY, volume TEXT NOT NULL, tier TEXT NOT NU
     dev_written_bytes REAL, read_bytes REAL, processed_bytes REAL, added_bytes REAL, snapshot_id TEXT,
     error TEXT, out_dir TEXT, adopted INTEGER DEFAULT 0);
 CREATE INDEX jobs_state ON jobs(state);
-CREATE TABLE points({", ".join(c + (" TEXT" if c in ("volume", "tier", "snapshot_id", "kind", "source") else " REAL") for c in POINT_COLUMNS)},
+CREATE TABLE points({_POINT_TYPES},
     PRIMARY KEY(volume, tier, snapshot_id));
 CREATE TABLE decisions(t REAL NOT NULL, volume TEXT, action TEXT, kind TEXT, tier TEXT, rate_mbps REAL,
     forced INTEGER, accepted INTEGER, limit_text TEXT, reason TEXT);

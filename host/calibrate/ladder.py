@@ -95,9 +95,7 @@ def calibrate(target: Target, s: Settings, log: Callable[[str], None] = lambda m
         max_mbps = fio.result(raw["probe_mbps"], "bg").mbps
         raw["probe_iops"] = _run(binary, target, s, {"fg": rnd}, work, "probe_iops")
         max_iops = fio.result(raw["probe_iops"], "fg").iops
-        log(
-            f"probes: max {max_mbps:.1f} MB/s (sequential {s.bg_bs >> 10} KiB), max {max_iops:,.0f} IOPS (random {s.fg.bs >> 10} KiB)"
-        )
+        log(f"probes: max {max_mbps:.1f} MB/s (sequential {s.bg_bs >> 10} KiB), max {max_iops:,.0f} IOPS (random {s.fg.bs >> 10} KiB)")
         if max_mbps <= 0 or max_iops <= 0:
             from common.errors import UserError
 

@@ -79,9 +79,7 @@ def plot(c: Calibration, png: Path, name: str) -> None:
     ax.plot(bg, [r.fg_p99_ms for r in c.rungs], "^", color="tab:gray", alpha=0.7, label="measured p99")
     mm1 = f.summary()["mm1"]["leave_one_out"]["mape_pct"]
     cur = f.summary()["curve"]["leave_one_out"]["mape_pct"]
-    ax.plot(
-        x, latency_of_utilisation(u, f.base_latency_ms), "-", color="tab:red", label=f"M/M/1 device class (LOO MAPE {mm1:.0f} %)"
-    )
+    ax.plot(x, latency_of_utilisation(u, f.base_latency_ms), "-", color="tab:red", label=f"M/M/1 device class (LOO MAPE {mm1:.0f} %)")
     ax.plot(x, f.curve.latency_of_utilisation(u), "--", color="tab:green", label=f"measured curve (LOO MAPE {cur:.0f} %)")
     ax.set_yscale("log")
     ax.set_xlabel("background sequential read (MB/s)")

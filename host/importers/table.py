@@ -61,9 +61,7 @@ TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 def _mapping(p: dict, path: Path) -> dict[str, str]:
     cols = p["columns"]
     if not isinstance(cols, dict) or not cols:
-        raise TraceError(
-            f"{path}: params.columns: a mapping {{quantity: column name}} is required (e.g. time, read_iops, write_mbps)"
-        )
+        raise TraceError(f"{path}: params.columns: a mapping {{quantity: column name}} is required (e.g. time, read_iops, write_mbps)")
     unknown = sorted(set(cols) - KEYS)
     if unknown:
         raise TraceError(f"{path}: params.columns.{unknown[0]}: unknown quantity; known: {', '.join(sorted(KEYS))}")

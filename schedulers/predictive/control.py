@@ -69,7 +69,9 @@ def _targets(p: PredictiveParams, fr: Frame, active: np.ndarray) -> _Targets:
     return _Targets(active, up, max_iops, max_mbps, r_imp, need, target, left, remaining, run_len, seen, latest_end)
 
 
-def _after_burst(p: PredictiveParams, fr: Frame, v: int, max_iops: float, max_mbps: float, step0: int, until_t: float, nbytes: float) -> tuple[float, float]:
+def _after_burst(
+    p: PredictiveParams, fr: Frame, v: int, max_iops: float, max_mbps: float, step0: int, until_t: float, nbytes: float
+) -> tuple[float, float]:
     """A job of volume `v` going on at the forecast's threshold rates from the start of step
     `step0` (beyond the horizon the last step holds): (the bytes it moves by `until_t`; the most
     production I/O per MB moved among the steps that move its remaining `nbytes`)."""
@@ -124,7 +126,9 @@ def control(p: PredictiveParams, fr: Frame, desc: str, vols: np.ndarray | None =
                 out.append(Pause(v, reason=reasons.pause(bool(g.seen[j]), burst_s, g.up[j, 0], g.up[j, 1], g.r_imp[j], desc)))
             continue
         if st == _PAUSED:
-            why = reasons.resume(g.target[j], thr / p.impact_target, bool(g.run_len[j] > 0 and not can_wait), desc, bool(g.run_len[j] > 0 and not worth))
+            why = reasons.resume(
+                g.target[j], thr / p.impact_target, bool(g.run_len[j] > 0 and not can_wait), desc, bool(g.run_len[j] > 0 and not worth)
+            )
             out.append(Resume(v, float(g.target[j]), reason=why))
             continue
         cur = throttle[j]

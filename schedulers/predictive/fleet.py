@@ -89,7 +89,10 @@ class SaturationLog:
         self.source: set[int] = set()  # volumes whose next backup misses even alone, at their source's fastest rate
         self.onset = (0.0, 0.0)  # (slots, MB/s) that would have sufficed when saturation began
         self.peak = (0.0, 0.0)  # the most any round asked for (a backlog to clear included)
-        self.counts = dict.fromkeys(("urgent_starts", "held_for_slots", "optional_refused", "fulls_deferred", "kinds_split", "incremental_first"), 0)
+        #: starts the RPO needed now; rounds an urgent volume waited for a slot; early fulls or differentials
+        #: the schedule had no room for; starts taken instead of a calendar full (deferred) or of an RTO-driven
+        #: full or differential (a smaller kind while the RTO holds)
+        self.counts = dict.fromkeys(("urgent_starts", "held_for_slots", "optional_refused", "fulls_deferred", "kinds_split"), 0)
 
     def note(self, st: FleetState) -> None:
         self.tight_rounds += int(st.tight)
@@ -178,7 +181,9 @@ class FleetEDF:
         rate_plan, rate_fast, rate_src = self._rates(fr, demand.next_bytes, d)
         # running jobs: their slots are busy until their remaining bytes have moved
         thr = ctx.job_throttle_mbps[active]
-        now_rate = np.where(np.isfinite(thr), np.maximum(thr, ctx.job_rate_mbps[active]), np.maximum(ctx.job_rate_mbps[active], rate_plan[active]))
+        now_rate = np.where(
+            np.isfinite(thr), np.maximum(thr, ctx.job_rate_mbps[active]), np.maximum(ctx.job_rate_mbps[active], rate_plan[active])
+        )
         remaining = ctx.job_remaining_bytes[active]
         busy_s = np.minimum(remaining / (np.maximum(now_rate, p.min_rate_mbps) * MB), DAY_S)
         held = Jobs(active, d[active], remaining, np.zeros(active.size))
@@ -208,10 +213,14 @@ class FleetEDF:
             urgent &= state == _NONE
             if planned.slot_room[k] < 0:  # the slots ran short by then (else the ingest)
                 need = float(np.cumsum(planned.jobs.slot_s[planned.order])[k])
-                why = reasons.edf_urgent(int(k + 1), float(planned.due_s[k]), need / HOUR_S, (need + float(planned.slot_room[k])) / HOUR_S, "slot-hours")
+                why = reasons.edf_urgent(
+                    int(k + 1), float(planned.due_s[k]), need / HOUR_S, (need + float(planned.slot_room[k])) / HOUR_S, "slot-hours"
+                )
             else:
                 need = float(np.cumsum(planned.jobs.bytes[planned.order])[k])
-                why = reasons.edf_urgent(int(k + 1), float(planned.due_s[k]), need / 1e12, (need + float(planned.byte_room[k])) / 1e12, "TB of ingest")
+                why = reasons.edf_urgent(
+                    int(k + 1), float(planned.due_s[k]), need / 1e12, (need + float(planned.byte_room[k])) / 1e12, "TB of ingest"
+                )
         saturated = bool(_over(fastest).any())  # the tiers' doing
         misses = self._misses(fastest)  # ... or a source too slow, or a deadline already passed
         note = reasons.saturated(misses, fastest.capacity_text(), saturated) if misses else ""

@@ -120,7 +120,14 @@ class KindChooser:
         self.full_restore[one] = ctx.rto_estimate_s[one]
 
     def choose(
-        self, p: PredictiveParams, ctx: DecisionContext, vols: np.ndarray, incr: np.ndarray, diff: np.ndarray, bulk: float, tight: bool = False
+        self,
+        p: PredictiveParams,
+        ctx: DecisionContext,
+        vols: np.ndarray,
+        incr: np.ndarray,
+        diff: np.ndarray,
+        bulk: float,
+        tight: bool = False,
     ) -> KindChoice:
         """Kinds for idle volumes `vols` (sizes: `incr` / `diff` bytes), restoring from a tier at `bulk` MB/s;
         `tight`: the fleet has no capacity to spare (RPO first: defer and split fulls)."""

@@ -128,7 +128,16 @@ class PredictiveParams:
     nowcast: bool = False
 
     def __post_init__(self) -> None:
-        positive = ("impact_target", "duration_safety", "rto_margin", "ewma_s", "fallback_horizon_h", "fallback_upper", "dirty_exponent", "growth_memory")
+        positive = (
+            "impact_target",
+            "duration_safety",
+            "rto_margin",
+            "ewma_s",
+            "fallback_horizon_h",
+            "fallback_upper",
+            "dirty_exponent",
+            "growth_memory",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"predictive: {name} must be > 0, got {getattr(self, name)}")

@@ -92,7 +92,16 @@ class TierTable:
         return self.ingest[k] / (min(load.busy[k], load.slots[k] - 1) + 1.0)
 
     def pick(
-        self, ctx: DecisionContext, plan: Plan, j: int, v: int, size: float, rto_after: float, load: TierLoad, kind: int, calendar_full: bool
+        self,
+        ctx: DecisionContext,
+        plan: Plan,
+        j: int,
+        v: int,
+        size: float,
+        rto_after: float,
+        load: TierLoad,
+        kind: int,
+        calendar_full: bool,
     ) -> tuple[int, str]:
         """The tier for planned job `j` (volume `v`, `size` bytes, `kind`) and why; takes a slot of it in `load`.
 
@@ -122,7 +131,9 @@ class TierTable:
         load.take(k, kind == _FULL)
         return k, why
 
-    def choose(self, load: TierLoad, urgency: float, rto_pressure: np.ndarray, short: np.ndarray, ok: np.ndarray | None = None) -> tuple[int, str]:
+    def choose(
+        self, load: TierLoad, urgency: float, rto_pressure: np.ndarray, short: np.ndarray, ok: np.ndarray | None = None
+    ) -> tuple[int, str]:
         """Lowest score among the tiers `ok` wins: cost, priority, contention, and (urgent) ingest shortfall, RTO pressure."""
         if self.fixed is not None:
             return self.fixed, reasons.configured_tier(self.names[self.fixed])

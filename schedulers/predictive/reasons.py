@@ -24,7 +24,16 @@ def forecast(fc: Forecast, flat: bool) -> str:
     return f"forecast {fc.model or '?'} p{round(100 * fc.quantile)} @{fc.origin_t / HOUR_S:.2f}h"
 
 
-def kind(k: BackupKind, rto_s: float, rto_est_s: float, rto_after: float, after_incr: float, lim: float, soft_full: bool, full_every_h: float | None) -> str:
+def kind(
+    k: BackupKind,
+    rto_s: float,
+    rto_est_s: float,
+    rto_after: float,
+    after_incr: float,
+    lim: float,
+    soft_full: bool,
+    full_every_h: float | None,
+) -> str:
     """Why this kind: the RTO estimates behind it (`rto_est_s`: the volume's current estimate)."""
     if k == BackupKind.INCREMENTAL:
         return f"RTO est after {rto_after / HOUR_S:.2f} h <= {lim / HOUR_S:.2f} h"
@@ -110,7 +119,8 @@ def planned(f: StartFacts, head: str, dur_s: float) -> str:
     """A start the plan (or contention, or the deadline) chose; `head` says which rule."""
     return (
         f"{head}; predicted p{f.quantile} impact {f.impact:.3f} {'<=' if f.impact <= f.threshold + 1e-12 else '>'} {f.threshold:g} "
-        f"at {mbps(f.rate)} MB/s, est {dur_s / HOUR_S:.2f} h; {f.deadline}; {f.kind.name.lower()} {_gb(f.size)}, {f.what}; {f.tier}; {f.forecast}"
+        f"at {mbps(f.rate)} MB/s, est {dur_s / HOUR_S:.2f} h; {f.deadline}; {f.kind.name.lower()} {_gb(f.size)}, {f.what}; "
+        f"{f.tier}; {f.forecast}"
     )
 
 
@@ -147,7 +157,10 @@ def flat_price(cost_now: float) -> str:
 def sequence(t: float, path: list[float], cost_plan: float, cost_wait: float, cost_now: float) -> str:
     """The lookahead's cheapest sequence of backups, which begins now."""
     at = ", ".join(f"+{(x - t) / HOUR_S:.1f}" for x in path[:4]) + (" ..." if len(path) > 4 else "")
-    return f"cheapest plan starts now: backups at {at} h, plan cost {cost_plan:.3g} (waiting past the horizon {cost_wait:.3g}); now {cost_now:.3g}"
+    return (
+        f"cheapest plan starts now: backups at {at} h, plan cost {cost_plan:.3g} (waiting past the horizon "
+        f"{cost_wait:.3g}); now {cost_now:.3g}"
+    )
 
 
 def window(cost_now: float, cost_best: float, cost_median: float) -> str:

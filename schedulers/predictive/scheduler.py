@@ -268,8 +268,7 @@ class PredictiveScheduler(BaseScheduler):
                 continue
             # an incremental early is the volume's own next job done sooner (on a slot no urgent job
             # takes now); a full or differential is more work, taken only where the schedule has room
-            if ch.soft_full[j] and full_room <= 0:
-                log["fulls_deferred"] += 1
+            if ch.soft_full[j] and full_room <= 0:  # planned again next round (as the usual kind if still no room)
                 continue
             if ch.kind[j] == INCR or view.admits(float(plan.slot_s[j]), float(sizes[j]), float(max(plan.rate_now[j], p.min_rate_mbps))):
                 chosen.append(j)
@@ -294,7 +293,17 @@ class PredictiveScheduler(BaseScheduler):
         early = KindChooser.full_early(p, ctx, vols[sel])
         tail = np.where(np.isfinite(plan.dur_now[sel]), plan.dur_now[sel] * p.duration_safety, 0.0)  # the incremental after it
         fplan = plan_windows(
-            p, fr, vols[sel], used[sel], np.zeros(sel.size), share[sel], alpha[sel], self._growth.io_since, greedy=True, gate=early, tail_s=tail
+            p,
+            fr,
+            vols[sel],
+            used[sel],
+            np.zeros(sel.size),
+            share[sel],
+            alpha[sel],
+            self._growth.io_since,
+            greedy=True,
+            gate=early,
+            tail_s=tail,
         )
         room = load.full_room() > 0
         take = fplan.feasible_any & room
@@ -306,14 +315,23 @@ class PredictiveScheduler(BaseScheduler):
         late = np.flatnonzero(~fplan.feasible_any & (ctx.rp_age_s[vols[sel]] >= 2 * ctx.tick_s))
         if late.size and room and not view.tight:
             fresh = plan_windows(
-                p, fr, vols[sel[late]], used[sel[late]], np.zeros(late.size), share[sel[late]], alpha[sel[late]], self._growth.io_since,
-                greedy=True, gate=early[late], tail_s=tail[late], snap_t=np.full(late.size, ctx.t),
+                p,
+                fr,
+                vols[sel[late]],
+                used[sel[late]],
+                np.zeros(late.size),
+                share[sel[late]],
+                alpha[sel[late]],
+                self._growth.io_since,
+                greedy=True,
+                gate=early[late],
+                tail_s=tail[late],
+                snap_t=np.full(late.size, ctx.t),
             )
             first = sel[late[fresh.start_now & fresh.feasible_any]]
             plan.start_now[first] = True
             self._first[first] = True
         ch.soft_full[sel[~take]] = False  # the usual kind, for now
-        self._fleet.log.counts["fulls_deferred"] += int(np.sum(fplan.feasible_any & ~take))
         if take.any():
             idx = sel[take]
             ch.kind[idx] = FULL
@@ -330,7 +348,6 @@ class PredictiveScheduler(BaseScheduler):
         chain = np.isfinite(ctx.rto_estimate_s[vols]) & np.isfinite(ctx.last_full_t[vols])
         fits_fresh = np.isfinite(plan.dur_now) & (plan.dur_now * p.duration_safety <= rpo - p.margin(rpo))
         self._why[vols[self._first]] = 1
-        self._fleet.log.counts["incremental_first"] += int(self._first.sum())
         cand = np.flatnonzero((ch.kind != INCR) & ~plan.feasible_any & chain & fits_fresh & (ctx.rp_age_s[vols] >= 2 * ctx.tick_s))
         if cand.size == 0:
             return
@@ -346,16 +363,20 @@ class PredictiveScheduler(BaseScheduler):
         sizes[idx] = incr[idx]
         ch.rto_after[idx] = ch.after_incr[idx]
         self._why[vols[idx]] = 1
-        self._fleet.log.counts["incremental_first"] += int(idx.size)
 
-    def _launch(self, fr: Frame, plan: Plan, j: int, v: int, ch: KindChoice, sizes, urgent: bool, view: FleetState, load: TierLoad, desc: str) -> Start:
+    def _launch(
+        self, fr: Frame, plan: Plan, j: int, v: int, ch: KindChoice, sizes, urgent: bool, view: FleetState, load: TierLoad, desc: str
+    ) -> Start:
         """The start of planned job `j` (volume `v`): tier, rate and the reason."""
         p, ctx = self.params, fr.ctx
         tier, tier_why = self._tiers.pick(ctx, plan, j, v, sizes[j], ch.rto_after[j], load, int(ch.kind[j]), bool(ch.soft_full[j]))
         k = BackupKind(int(ch.kind[j]))
-        what = reasons.kind(k, ctx.volumes.rto_s[v], ctx.rto_estimate_s[v], ch.rto_after[j], ch.after_incr[j], ch.lim[j], ch.soft_full[j], p.full_every_h)
+        what = reasons.kind(
+            k, ctx.volumes.rto_s[v], ctx.rto_estimate_s[v], ch.rto_after[j], ch.after_incr[j], ch.lim[j], ch.soft_full[j], p.full_every_h
+        )
         if ch.deferred[j]:
             what += f"; full due (every {p.full_every_h:g} h) deferred: no capacity to spare for it"
+            self._fleet.log.counts["fulls_deferred"] += 1
         if ch.split[j]:
             what += "; smaller than the RTO margin asks: no capacity to spare for a full (RTO still holds)"
             self._fleet.log.counts["kinds_split"] += 1

@@ -245,8 +245,17 @@ def _choose_greedy(p: PredictiveParams, st: _Steps, jb: _Jobs):
 
 
 def plan_windows(
-    p: PredictiveParams, fr: Frame, vols: np.ndarray, size0: np.ndarray, growth: np.ndarray, tier_share: np.ndarray, alpha: np.ndarray,
-    io_since: np.ndarray, greedy: bool = False, gate: np.ndarray | None = None, tail_s: np.ndarray | None = None,
+    p: PredictiveParams,
+    fr: Frame,
+    vols: np.ndarray,
+    size0: np.ndarray,
+    growth: np.ndarray,
+    tier_share: np.ndarray,
+    alpha: np.ndarray,
+    io_since: np.ndarray,
+    greedy: bool = False,
+    gate: np.ndarray | None = None,
+    tail_s: np.ndarray | None = None,
     snap_t: np.ndarray | None = None,
 ) -> Plan:
     """Window planning for idle volumes `vols` with job sizes `size0` (bytes if started now).
@@ -277,7 +286,14 @@ def _finish(p: PredictiveParams, fr: Frame, st: _Steps, jb: _Jobs, vols, tier_sh
     t, m, any_f = fr.ctx.t, st.m, jb.any_f
     age = fr.ctx.rp_age_s[vols]
     # (an empty backup costs nothing at any time: no window is quieter for it than the last one)
-    quiet = (jb.size[:, 0] > 0) & jb.feasible[:, 0] & (jb.cpb[:, 0] <= p.quiet_ratio * jb.med) & (age >= p.quiet_min_interval_frac * jb.rpo) & (m > 1) & (best != 0)
+    quiet = (
+        (jb.size[:, 0] > 0)
+        & jb.feasible[:, 0]
+        & (jb.cpb[:, 0] <= p.quiet_ratio * jb.med)
+        & (age >= p.quiet_min_interval_frac * jb.rpo)
+        & (m > 1)
+        & (best != 0)
+    )
     start_now = (any_f & (best == 0)) | quiet
     forced = ~any_f
     step_next = fr.fc.origin_t + (fr.i0 + 1) * st.step
@@ -344,7 +360,10 @@ def lookahead(p: PredictiveParams, st: _Steps, jb: _Jobs, sl: np.ndarray, growth
     wj = io_cum  # predicted I/O from now to each candidate start
     # [j', P, j] layout: the loop below reads one contiguous [P, j] slab per node j'
     gap = np.maximum(wj.T[:, :, None] - wj[None, :, :], 1.0).astype(np.float32)
-    hop_size = np.maximum(np.exp(np.log(gap) * alpha.astype(np.float32)[None, :, None]) * (growth * (1.0 + p.size_margin)).astype(np.float32)[None, :, None], MB)
+    hop_size = np.maximum(
+        np.exp(np.log(gap) * alpha.astype(np.float32)[None, :, None]) * (growth * (1.0 + p.size_margin)).astype(np.float32)[None, :, None],
+        MB,
+    )
     cpb_t = cpb.T[:, :, None]  # cost per GB of the hop's own job, at j'
     over = p.job_overhead_gb * np.where(np.isfinite(cpb_t), cpb_t, 0.0)
     jj = np.arange(m)

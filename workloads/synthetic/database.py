@@ -99,7 +99,9 @@ class DatabaseParams(CommonParams):
         ]:
             self.check_range(kind, lo, hi)
         check(kind, not self.checkpoint_interval_min_s < 60, "checkpoint_interval_min_s", "must be >= 60", self.checkpoint_interval_min_s)
-        self.check_each(kind, ("read_io_kb", "write_io_kb", "log_io_kb", "checkpoint_io_kb", "batch_io_kb"), lambda v: not v <= 0, "must be > 0")
+        self.check_each(
+            kind, ("read_io_kb", "write_io_kb", "log_io_kb", "checkpoint_io_kb", "batch_io_kb"), lambda v: not v <= 0, "must be > 0"
+        )
         check(kind, not self.batch_max_h > 20, "batch_max_h", "must be <= 20 h", self.batch_max_h)
         check(kind, not self.replica_fraction > 1, "replica_fraction", "must be <= 1", self.replica_fraction)
 
@@ -131,9 +133,7 @@ class DatabaseWorkload(SyntheticSource):
         hi = max(hi, lo)
         self.ckpt_interval_s = 60.0 * np.floor(uniform(self.key("ckpt_i"), lo, hi + 1 - 1e-9, v))
         self.ckpt_phase_s = np.floor(u01(self.key("ckpt_phase"), v) * self.ckpt_interval_s)
-        self.ckpt_dur_s = np.minimum(
-            p.checkpoint_duration_s * uniform(self.key("ckpt_d"), 0.75, 1.25, v), 0.5 * self.ckpt_interval_s
-        )
+        self.ckpt_dur_s = np.minimum(p.checkpoint_duration_s * uniform(self.key("ckpt_d"), 0.75, 1.25, v), 0.5 * self.ckpt_interval_s)
         self.replica = u01(self.key("role"), v) < p.replica_fraction
         self.read_factor = np.where(self.replica, 0.6, 1.0).astype(np.float32)
         self.batch_offset_s = uniform(self.key("batch_off"), 0.0, p.batch_stagger_min * 60.0, v)

@@ -99,7 +99,13 @@ class VmParams(CommonParams):
         self.check_each(kind, ("read_io_kb", "write_io_kb", "storm_io_kb"), lambda v: not v <= 0, "must be > 0")
         check(kind, not self.tenants < 1, "tenants", "must be >= 1", self.tenants)
         longest_h = max(self.neighbour_max_h, self.patch_window_h, self.storm_max_min / 60)
-        check(kind, not longest_h > 24, "neighbour_max_h / patch_window_h / storm_max_min", "the longest episode, storm or patch window must be <= 24 h", longest_h)
+        check(
+            kind,
+            not longest_h > 24,
+            "neighbour_max_h / patch_window_h / storm_max_min",
+            "the longest episode, storm or patch window must be <= 24 h",
+            longest_h,
+        )
 
 
 #: noisy-neighbour episodes are drawn per slot of this length (at most one per slot)

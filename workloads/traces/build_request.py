@@ -63,8 +63,13 @@ def _totals(parts: list[RequestPart], has_start: bool) -> _Totals:
         luts.append(np.array(lut or [0], np.int64))
     nv = len(names)
     t = _Totals(
-        names, luts, np.zeros((nv, 4)), np.full(nv, np.iinfo(np.int64).max), np.full(nv, np.iinfo(np.int64).min),
-        np.zeros(nv, np.int64), np.zeros(nv),
+        names,
+        luts,
+        np.zeros((nv, 4)),
+        np.full(nv, np.iinfo(np.int64).max),
+        np.full(nv, np.iinfo(np.int64).min),
+        np.zeros(nv, np.int64),
+        np.zeros(nv),
     )
     for part, lut in zip(parts, luts, strict=True):
         if part.vol.size:

@@ -119,9 +119,7 @@ def detect(path: str | Path) -> str:
     if not known:
         raise TraceFormatError(f"{p}: no file of a known trace family (first: {files[0].name})")
     if len(known) > 1:
-        raise TraceError(
-            f"{p}: files of several trace families ({', '.join(sorted(known))}); pass one file or a folder of one family"
-        )
+        raise TraceError(f"{p}: files of several trace families ({', '.join(sorted(known))}); pass one file or a folder of one family")
     return known.pop()
 
 

@@ -185,7 +185,8 @@ class Bitbrains(IntervalFamily):
 
     def unit_models(self, p: dict[str, Any]) -> dict[str, str]:
         return {
-            "units": "timestamps are Unix seconds despite the '[ms]' header; KB/s / 1000 = MB/s; mem_pct = usage / provisioned; net_mbps = (rx + tx) KB/s / 1000"
+            "units": "timestamps are Unix seconds despite the '[ms]' header; KB/s / 1000 = MB/s; mem_pct = usage / "
+            "provisioned; net_mbps = (rx + tx) KB/s / 1000"
         }
 
 

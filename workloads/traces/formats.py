@@ -66,9 +66,7 @@ class RequestFormat:
         if self.ts_int:
             epoch_units = round(self.ts_epoch_s / self.ts_unit_s)
             return (
-                (int(raw) + epoch_units) * self.ts_unit_s
-                if self.ts_unit_s >= 1
-                else (int(raw) + epoch_units) / round(1 / self.ts_unit_s)
+                (int(raw) + epoch_units) * self.ts_unit_s if self.ts_unit_s >= 1 else (int(raw) + epoch_units) / round(1 / self.ts_unit_s)
             )
         return raw * self.ts_unit_s + self.ts_epoch_s
 

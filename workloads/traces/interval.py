@@ -272,9 +272,7 @@ _READERS: dict[str, Callable[[_Samples, Path, str, str | None, BadLineLog, float
 }
 
 
-def _read_native(
-    family: str, files: list[Path], ids: list[str] | None, labels: list[str], max_bad_fraction: float
-) -> NativeSeries:
+def _read_native(family: str, files: list[Path], ids: list[str] | None, labels: list[str], max_bad_fraction: float) -> NativeSeries:
     acc = _Samples()
     take = _READERS[family]
     file_meta = []
@@ -315,9 +313,7 @@ def _load_native(family: str, folder: Path, hit: bool) -> NativeSeries:
     meta = cachemod.read_json(folder / "meta.json")
     tbl = pq.read_table(folder / "series.parquet")
     vals = np.column_stack([tbl.column(c).to_numpy() for c in NATIVE_COLUMNS[family]]).astype(np.float32)
-    return NativeSeries(
-        family, meta["names"], tbl.column("vol").to_numpy(), tbl.column("t").to_numpy(), vals, meta["app"], meta, hit
-    )
+    return NativeSeries(family, meta["names"], tbl.column("vol").to_numpy(), tbl.column("t").to_numpy(), vals, meta["app"], meta, hit)
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -333,6 +329,4 @@ def alibaba_standard(values: np.ndarray, nominal_mbps: float, read_fraction: flo
     """
     v = values.astype(np.float64)
     disk = v[:, 0] / 100.0 * nominal_mbps
-    return np.column_stack(
-        [disk * read_fraction, disk * (1.0 - read_fraction), v[:, 1], v[:, 2], (v[:, 3] + v[:, 4]) / 100.0 * nic_mbps]
-    )
+    return np.column_stack([disk * read_fraction, disk * (1.0 - read_fraction), v[:, 1], v[:, 2], (v[:, 3] + v[:, 4]) / 100.0 * nic_mbps])

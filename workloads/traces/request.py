@@ -50,11 +50,7 @@ class RequestPart:
 def _load_part(path: Path, folder: Path, hit: bool) -> RequestPart:
     meta = cachemod.read_json(folder / "meta.json")
     t = pq.read_table(folder / "agg.parquet")
-    vals = (
-        np.column_stack([t.column(c).to_numpy() for c in AGG_VALUES])
-        if t.num_rows
-        else np.zeros((0, 4), np.int64)
-    )
+    vals = np.column_stack([t.column(c).to_numpy() for c in AGG_VALUES]) if t.num_rows else np.zeros((0, 4), np.int64)
     n = int(meta["n_extents"])
     ext = {}
     for name, dt in EXT_COLUMNS:
@@ -106,9 +102,7 @@ def load_parts(
     return parts, grid, fmt.to_unix(origin_raw)
 
 
-def _build_part(
-    fmt: RequestFormat, path: Path, grid: Grid, reorder_s: float, max_bad_fraction: float, folder: Path | None
-) -> RequestPart:
+def _build_part(fmt: RequestFormat, path: Path, grid: Grid, reorder_s: float, max_bad_fraction: float, folder: Path | None) -> RequestPart:
     if folder is not None:
         try:
             with cachemod.building(folder) as tmp:

@@ -109,9 +109,7 @@ class IntervalSeries:
         self.n_ticks = n_ticks
         self.mode = mode
         self.n_volumes = len(t_list)
-        self.steps = [
-            build_steps(t, v, t0, nm, mg, gap_fill) for t, v, nm, mg in zip(t_list, v_list, nominal, max_gap, strict=True)
-        ]
+        self.steps = [build_steps(t, v, t0, nm, mg, gap_fill) for t, v, nm, mg in zip(t_list, v_list, nominal, max_gap, strict=True)]
         end = t0 + n_ticks * dt_trace
         for s, t, nm in zip(self.steps, t_list, nominal, strict=True):
             s.stats["tail_fill_s"] = float(max(0.0, end - (t[-1] + nm)))

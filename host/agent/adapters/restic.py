@@ -136,10 +136,19 @@ class ResticAdapter(Adapter):
         if rc == 0 and sid:
             return Outcome(True, snapshot_id=sid, processed_bytes=processed, added_bytes=added)
         code = "killed" if rc is None else (f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}")
-        out = Outcome(False, f"restic backup failed ({code})" + (f": {err}" if err else ""), processed_bytes=processed, added_bytes=added, locked=locked)
+        out = Outcome(
+            False,
+            f"restic backup failed ({code})" + (f": {err}" if err else ""),
+            processed_bytes=processed,
+            added_bytes=added,
+            locked=locked,
+        )
         if sid:  # a snapshot exists but restic did not call it a success (e.g. unreadable files)
             tagged = self.run("tag", "--add", INCOMPLETE, sid)
-            out.notes.append(f"snapshot {sid} is incomplete; tagged {INCOMPLETE}" + ("" if tagged.returncode == 0 else f" (tagging failed: {self.why(tagged)})"))
+            out.notes.append(
+                f"snapshot {sid} is incomplete; tagged {INCOMPLETE}"
+                + ("" if tagged.returncode == 0 else f" (tagging failed: {self.why(tagged)})")
+            )
         return out
 
     def snapshot_time(self, sid: str) -> float | None:
@@ -164,11 +173,17 @@ class ResticAdapter(Adapter):
                 continue
             kind = tag_value(tags, "piop-kind") or "full"
             job = tag_value(tags, "piop-job")
-            rows.append({
-                "volume": vol, "snapshot_id": s.get("short_id") or s["id"][:8], "kind": kind,
-                "snapshot_t": parse_time(s["time"]), "bytes": None, "source": "restic",
-                "job": int(job) if job and job.isdigit() else None
-            })  # fmt: skip
+            rows.append(
+                {
+                    "volume": vol,
+                    "snapshot_id": s.get("short_id") or s["id"][:8],
+                    "kind": kind,
+                    "snapshot_t": parse_time(s["time"]),
+                    "bytes": None,
+                    "source": "restic",
+                    "job": int(job) if job and job.isdigit() else None,
+                }
+            )
         return rows
 
     def cleanup(self) -> str | None:
