@@ -53,6 +53,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, path)
+    except OSError as err:
+        if err.filename is None:  # a write through a file object names no file: name the one being written
+            err.filename = str(path)
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

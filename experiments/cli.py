@@ -88,6 +88,15 @@ def run(
     else:
         print_table(rows, SUMMARY_COLUMNS, title=f"{cfg.name}: {cfg.duration_h:g} h, {len(cfg.fleet)} volume groups")
         console.print(f"results: {out / cfg.name}")
+        _say_saturation(out / cfg.name, [p.run_id for p in todo])
+
+
+def _say_saturation(folder: Path, runs: list[str]) -> None:
+    """A line per run whose policy found the tiers saturated (`summary.json`: policy_summary.saturation)."""
+    from experiments.saturation import saturation_lines
+
+    for line in saturation_lines(folder, runs):
+        console.print(f"[yellow]{line}[/yellow]", highlight=False)
 
 
 @app.command()
@@ -134,6 +143,13 @@ def compare(
     bound_fulls: int = typer.Option(
         0, "--bound-fulls", help="completed fulls per volume the bound requires (valid when every policy takes them)"
     ),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        envvar="PIOP_CLUSTER",
+        help="run on the workers of this Dask scheduler (tcp://host:port) instead of local processes; "
+        "they must see --out and the traces at the same paths (docs/cluster.md)",
+    ),
 ):
     """Every policy x seed of CONFIG in parallel (resumable): mean and CI per policy, paired differences."""
     from experiments.compare import compare as run_compare
@@ -157,7 +173,19 @@ def compare(
 
     try:
         comp = run_compare(
-            cfg, out, jobs, baseline, policy, seed_list, level, force, started, finished, bound=bound, bound_fulls=bound_fulls
+            cfg,
+            out,
+            jobs,
+            baseline,
+            policy,
+            seed_list,
+            level,
+            force,
+            started,
+            finished,
+            bound=bound,
+            bound_fulls=bound_fulls,
+            cluster=cluster or None,
         )
     finally:
         if bar.live.is_started:
@@ -182,6 +210,7 @@ def compare(
             rows, cols = gap_rows(comp.gaps)
             print_table(rows, cols, title="bound: policy gap = impact / bound, forecast gap = impact / oracle (per seed)")
         console.print(f"results: {out / cfg.name} (compare.json, compare.parquet)")
+        _say_saturation(out / cfg.name, [f"{p}-s{s}" for p in comp.policies for s in comp.seeds])
     if o is not None and o.failed:
         first = next(iter(o.failed.items()))
         raise UserError(f"{len(o.failed)} run(s) failed; first: {first[0]}: {first[1]}")
@@ -197,8 +226,9 @@ def tune(
     jobs: int = typer.Option(1, "--jobs", "-j", help="worker processes on this machine, all on the same storage"),
     storage: str | None = typer.Option(
         None,
-        help="Optuna RDB URL (default: sqlite:///results/<experiment>/tune/<study>.db); "
-        "a PostgreSQL/MySQL URL lets several machines share the study",
+        help="where the study lives (default: the spec's storage, else sqlite:///results/<experiment>/tune/<study>.db): "
+        "journal:PATH (Optuna's JournalStorage: several processes of one host, no server), "
+        "or an RDB URL, postgresql://USER:PASS@HOST/DB for several machines (pip install piop[postgres])",
     ),
     study: str | None = typer.Option(None, help="study name (default: the spec's, else <experiment>-<policy>)"),
     duration_h: float | None = typer.Option(None, help="override the simulated duration of each trial (hours)"),

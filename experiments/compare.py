@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,6 +205,15 @@ def write_comparison(exp_dir: Path, comp: Comparison) -> None:
         write_json(exp_dir / "compare.json", comp.to_json())
 
 
+def _cluster(address: str | None, exp_dir: Path, cfg: ExperimentConfig, on_warning: Callable[[str], None]) -> AbstractContextManager:
+    """The checked cluster at `address` (closed on leaving), or nothing: the local workers."""
+    if not address:
+        return nullcontext()
+    from experiments.cluster import connect  # Dask: an optional extra, imported only when asked for
+
+    return connect(address, exp_dir, cfg, on_warning)
+
+
 def compare(
     cfg: ExperimentConfig,
     out_root: Path = Path("results"),
@@ -218,13 +228,16 @@ def compare(
     on_warning: Callable[[str], None] = print_warning,
     bound: bool = False,
     bound_fulls: int = 0,
+    cluster: str | None = None,
 ) -> Comparison:
     """Run what is missing, then tabulate every (policy, seed) of the config.
 
     Before any run: the results folder must be writable, the fleet must fit in memory and
     what the runs replay beyond the traces' own data is said (`on_warning`). The tables
     are built from the run folders on disk (runs finished by another process sharing
-    the folder included). An interrupt keeps the finished runs and says so.
+    the folder included). An interrupt keeps the finished runs and says so. With `cluster`
+    (a Dask scheduler address) the runs go to its workers, once they are checked to see the
+    results folder (`experiments.cluster`); `jobs` is then unused.
     """
     if jobs < 1:
         raise UserError(f"--jobs: must be at least 1, not {jobs}")
@@ -238,14 +251,15 @@ def compare(
         raise UserError(f"--baseline: {baseline!r} is not one of the compared policies: {', '.join(labels)}")
     exp_dir = Path(out_root) / cfg.name
     check_writable(exp_dir, "results folder")
-    warnings = preflight(cfg)
-    for w in warnings:
-        on_warning(w)
-    try:
-        outcome = run_sweep(todo, out_root, jobs, force, on_start, on_done)
-    except KeyboardInterrupt:
-        kept = sum(is_finished(run_dir(out_root, p)) for p in todo)
-        raise Interrupted(f"{kept} of {len(todo)} runs kept in {exp_dir}; run the same command to resume") from None
+    with _cluster(cluster, exp_dir, cfg, on_warning) as workers:
+        warnings = preflight(cfg)
+        for w in warnings:
+            on_warning(w)
+        try:
+            outcome = run_sweep(todo, out_root, jobs, force, on_start, on_done, cluster=workers)
+        except KeyboardInterrupt:
+            kept = sum(is_finished(run_dir(out_root, p)) for p in todo)
+            raise Interrupted(f"{kept} of {len(todo)} runs kept in {exp_dir}; run the same command to resume") from None
     runs, work = collect(out_root, todo)
     if runs.empty:
         if outcome.elsewhere and not outcome.failed:

@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 import yaml
 
@@ -76,8 +77,8 @@ def up_to_date(out_root: Path, plan: RunPlan) -> bool:
     return _run_key(stored, plan.policy.label) == _run_key(_dump(plan.config), plan.policy.label)
 
 
-def _execute(plan: RunPlan, out_root: str, skip_finished: bool) -> tuple[str, str, float]:
-    """(run id, "ran" | "skipped" | "elsewhere", seconds) of one plan."""
+def run_plan(plan: RunPlan, out_root: str, skip_finished: bool) -> tuple[str, str, float]:
+    """(run id, "ran" | "skipped" | "elsewhere", seconds) of one plan, in whichever process runs it."""
     from experiments.runner import execute
     from forecasters.threads import cap_torch_threads
 
@@ -92,6 +93,14 @@ def _execute(plan: RunPlan, out_root: str, skip_finished: bool) -> tuple[str, st
     return plan.run_id, "ran" if row is not None else "skipped", time.perf_counter() - t0
 
 
+class ClusterRunner(Protocol):
+    """Runs plans elsewhere, calling `done(run_id, status, error)` as each finishes; returns the retried run ids."""
+
+    def run(
+        self, pending: Sequence[RunPlan], out_root: Path, skip_finished: bool, done: Callable[[str, str | None, BaseException | None], None]
+    ) -> list[str]: ...
+
+
 @dataclass
 class SweepOutcome:
     ran: list[str] = field(default_factory=list)
@@ -99,15 +108,25 @@ class SweepOutcome:
     stale: list[str] = field(default_factory=list)  # finished, but by other settings: re-run
     failed: dict[str, str] = field(default_factory=dict)
     elsewhere: list[str] = field(default_factory=list)  # being run by another process
+    retried: list[str] = field(default_factory=list)  # cluster: sent again (its worker was lost while it ran or waited there, or it raised)
 
     def line(self) -> str:
         """One line for the console: what was done, skipped, left to others, failed."""
         stale = f", {len(self.stale)} re-run (settings changed)" if self.stale else ""
         other = f", {len(self.elsewhere)} running elsewhere (another process has them)" if self.elsewhere else ""
-        return f"{len(self.ran)} runs done, {len(self.skipped)} already finished (skipped){stale}{other}, {len(self.failed)} failed"
+        again = f", {len(self.retried)} retried after a lost worker or an error ({', '.join(self.retried)})" if self.retried else ""
+        done = f"{len(self.ran)} runs done, {len(self.skipped)} already finished (skipped)"
+        return f"{done}{stale}{other}{again}, {len(self.failed)} failed"
 
     def to_json(self) -> dict:
-        return {"ran": self.ran, "skipped": self.skipped, "stale": self.stale, "failed": self.failed, "elsewhere": self.elsewhere}
+        return {
+            "ran": self.ran,
+            "skipped": self.skipped,
+            "stale": self.stale,
+            "failed": self.failed,
+            "elsewhere": self.elsewhere,
+            "retried": self.retried,
+        }
 
 
 def _pending(todo: Sequence[RunPlan], out_root: Path, force: bool, out: SweepOutcome) -> list[RunPlan]:
@@ -131,8 +150,10 @@ def run_sweep(
     force: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[str, str | None], None] | None = None,
+    cluster: ClusterRunner | None = None,
 ) -> SweepOutcome:
-    """Run every plan not already finished; `jobs` worker processes (1: in this process).
+    """Run every plan not already finished; `jobs` worker processes (1: in this process),
+    or the workers of `cluster` (`experiments.cluster.Cluster`; `jobs` is then unused).
 
     `on_start(n_to_run)` is called once, `on_done(run_id, error_or_None)` after each run.
     A failed run does not stop the others; its error is in `outcome.failed`. An output
@@ -160,10 +181,13 @@ def run_sweep(
         if on_done:
             on_done(run_id, out.failed.get(run_id))
 
+    if cluster is not None:
+        out.retried = cluster.run(pending, out_root, not force, done)
+        return out
     if jobs <= 1 or len(pending) == 1:
         for p in pending:
             try:
-                _, status, _ = _execute(p, str(out_root), not force)
+                _, status, _ = run_plan(p, str(out_root), not force)
             except Exception as err:  # noqa: BLE001 - reported per run
                 done(p.run_id, None, err)
             else:
@@ -183,7 +207,7 @@ def _run_in_workers(
 ) -> None:
     # spawn: workers start clean (no forked torch/OpenMP state, no rich threads)
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=get_context("spawn"), initializer=worker_init)
-    futures: dict[Future, RunPlan] = {pool.submit(run_task, _execute, p, str(out_root), skip_finished): p for p in pending}
+    futures: dict[Future, RunPlan] = {pool.submit(run_task, run_plan, p, str(out_root), skip_finished): p for p in pending}
     try:
         remaining = set(futures)
         while remaining:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MONDAY = 1704067200.0  # 2024-01-01 00:00 UTC: the start of the tests' synthetic histories
 
 
 def piop(*args, cwd=None):

@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from cli_helpers import ROOT, piop
+from cli_helpers import MONDAY, ROOT, piop
 
 if TYPE_CHECKING:  # imported where used, so a test that needs none of this does not load it
     from sim.types import DecisionContext, LoadHistory
 
 DEFAULT_CONFIG = ROOT / "experiments" / "configs" / "default.yaml"
-MONDAY = 1704067200.0  # 2024-01-01 00:00 UTC
 
 
 @pytest.fixture(scope="session")

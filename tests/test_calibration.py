@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_helpers import MONDAY
 
 import forecasters  # noqa: F401  (registration)
 from forecasters.backtest import BacktestConfig, run_backtest
@@ -17,7 +18,6 @@ from sim.types import LoadHistory, LoadLabel
 
 STEP = 300.0
 DAY = 288
-MONDAY = 1704067200.0
 SCALES = np.array([1.0, 3.0, 8.0, 20.0, 40.0])  # noise scale of each volume, on a level of 100 +- 50
 H = 72  # 6 h ahead
 

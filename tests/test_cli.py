@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import assert_one_line_error, piop
+from cli_helpers import ROOT, assert_one_line_error, piop
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "experiments" / "configs" / "default.yaml"
 
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from cli_helpers import ROOT
 
 
 def test_two_compares_on_one_folder_never_redo_a_run(tmp_path):

@@ -15,8 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from cli_helpers import ROOT
 
 
 def write_config(tmp_path: Path, duration_h: float, seeds: list[int]) -> Path:

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import psutil
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from cli_helpers import ROOT
 
 
 def slow_config(tmp_path: Path) -> Path:

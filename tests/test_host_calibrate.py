@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import ROOT
 
 from host.blockdev import device_of_path
 from sim.curve import LatencyCurve
 from sim.devices import DeviceClass
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def host_cli(*args, env=None) -> subprocess.CompletedProcess:

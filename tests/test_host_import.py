@@ -12,12 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from cli_helpers import ROOT
 
 import host.families  # noqa: F401  (registers the families)
 from workloads.registry import TRACES
 from workloads.traces.errors import TraceError, TraceFormatError
 
-ROOT = Path(__file__).resolve().parents[1]
 PIOP = "import host.families; from experiments.cli import app; app(prog_name='piop')"
 T0 = 1_704_067_200  # 2024-01-01 00:00 UTC
 COLS = {

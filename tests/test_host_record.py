@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import ROOT
 
 from host.blockdev import device_of_path
 
-ROOT = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from cli_helpers import ROOT
 
 import host.families  # noqa: F401  (registers piop-store)
 from common.errors import UserError
@@ -22,7 +23,6 @@ from host.resources import HostRates
 from host.store import Store, StoreError, is_store
 from workloads.registry import TRACES
 
-ROOT = Path(__file__).resolve().parents[1]
 #: `piop` with the host's trace families registered (what the CLI does once it mounts host/)
 PIOP = "import host.families; from experiments.cli import app; app(prog_name='piop')"
 

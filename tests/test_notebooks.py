@@ -6,12 +6,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from cli_helpers import ROOT
 from nbclient import NotebookClient
 
 from experiments.compare import compare
 from experiments.config import parse_config
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
 CFG = {

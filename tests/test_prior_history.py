@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cli_helpers import assert_one_line_error, piop
+from cli_helpers import MONDAY, assert_one_line_error, piop
 from test_cli import tiny_config
 
 import workloads.synthetic  # noqa: F401  (registration)
@@ -21,7 +21,6 @@ from workloads.registry import SYNTHETIC
 
 STEP = 300.0
 TICK = 10.0
-MONDAY = 1704067200.0
 
 
 def fleet(seed: int = 3) -> FleetLoad:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from cli_helpers import ROOT
 
 from common.errors import UserError
 from experiments.compare import compare
@@ -17,7 +18,6 @@ from experiments.config import parse_config
 from experiments.report import build_report, forecast_plots, load_forecast, load_runs
 from experiments.tune import tune
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -19,6 +19,7 @@ from test_predictive import assert_reasons_agree
 
 import schedulers
 from experiments.config import load_config
+from experiments.saturation import saturation_line
 from schedulers.feasibility import Jobs, Pool, check_fleet, check_jobs, edf
 from sim.model import Simulation
 from sim.spec import SimSpec, VolumeSpec
@@ -141,6 +142,9 @@ def test_saturation_report_names_the_volumes_that_miss_and_what_would_suffice():
     named = set(s["misses_h"])  # the 20 worst: the databases, the heaviest changes, first
     assert named <= missed and {f"db{i:02d}" for i in range(16)} <= named
     assert not s["source_limited"]  # every source could go faster: the tiers are short
+    line = saturation_line("mixed/predictive-s1", s)  # what `piop run` / `compare` print from summary.json
+    assert line and f"{len(missed)} volume(s) miss their RPO" in line and "would suffice" in line, line
+    assert saturation_line("x", sched.summary()["saturation"] | {"saturated": False}) is None
     starts = r.decisions[r.decisions["action"] == "start"]
     assert starts["reason"].str.contains("tiers saturated: no schedule meets every RPO").any()
     assert starts["reason"].str.startswith("RPO first").any()
@@ -160,6 +164,6 @@ def test_saturation_report_names_the_volumes_that_miss_and_what_would_suffice():
 def test_scale_configs_load(path):
     cfg = load_config(path, {})
     n = sum(g.count for g in cfg.fleet)
-    assert n in (100, 500)
+    assert n in (100, 500, 1000)
     # the default tiers (4 + 8 slots), or those scaled with the fleet (x n / 12)
     assert sum(t.slots for t in cfg.tiers) == (n if "scaled" in path.name else 12)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import ROOT
 
 from workloads.base import SERIES, LoadSource
 from workloads.registry import TRACES
@@ -29,7 +30,6 @@ from workloads.traces import (
 )
 from workloads.traces import parse as parse_mod
 
-ROOT = Path(__file__).resolve().parents[1]
 TRACES_DIR = Path(os.environ.get("PIOP_TRACES", ROOT.parent / "shared" / "traces"))
 SAMPLES = TRACES_DIR / "format_samples"
 MSR = SAMPLES / "msr-cambridge1-sample.csv"

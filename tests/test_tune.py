@@ -137,7 +137,19 @@ def test_unreachable_storage(tmp_path):
     )
     with pytest.raises(UserError, match="no/such/folder"):
         open_storage(f"sqlite:///{tmp_path}/no/such/folder/x.db")
-    with pytest.raises(UserError, match="not a database URL"):
+    with pytest.raises(UserError, match="not a storage URL"):
         open_storage("results/x.db")
     with pytest.raises(UserError, match="unreachable|driver"):
         open_storage("mysql://u@127.0.0.1:9/x")
+    # a scheme no storage takes, and a driver that is not installed: one line each, before any trial
+    assert_one_line_error(
+        piop("tune", spec, "--storage", "mongodb://h/db", "--out", tmp_path / "r"), "unknown kind 'mongodb'", "journal:PATH"
+    )
+    assert_one_line_error(
+        piop("tune", spec, "--storage", "postgresql+nosuchdriver://u@127.0.0.1:9/x", "--out", tmp_path / "r"),
+        "knows no 'postgresql+nosuchdriver'",
+    )
+    with pytest.raises(UserError, match=r"driver is not installed.*pip install pg8000"):
+        open_storage("postgresql+pg8000://u@127.0.0.1:9/x")  # pg8000 is not a dependency
+    with pytest.raises(UserError, match="journal.*no/such/folder"):
+        open_storage(f"journal:{tmp_path}/no/such/folder/x.log")

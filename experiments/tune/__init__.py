@@ -11,12 +11,15 @@ cost <= X) are set with `trial.set_constraint` (Optuna 5's replacement of the de
 `constraints_func`): the sampler prefers feasible trials and the Pareto front holds only
 feasible ones.
 
-Storage is an Optuna RDB URL (`study`). By default SQLite at
-`results/<experiment>/tune/<study>.db` (resumable: the study is loaded if it exists and
-`n_trials` is the study's *total* of completed trials, so a rerun does what is missing).
-Any PostgreSQL / MySQL URL lets many machines work on one study: run the same
-`piop tune SPEC --storage URL` on each. `--jobs N` runs N worker processes on this
-machine, all on the same storage (`run`).
+Storage (`storage`): by default SQLite at `results/<experiment>/tune/<study>.db`
+(resumable: the study is loaded if it exists and `n_trials` is the study's *total* of
+completed trials, so a rerun does what is missing). `journal:PATH` (Optuna's
+JournalStorage on a file) suits several processes of one host; a PostgreSQL / MySQL URL
+lets many machines work on one study: run the same `piop tune SPEC --storage URL` on each
+(each process draws its own settings: the sampler is seeded by trial number, `sampling`).
+`--jobs N` runs N worker processes on this machine, all on the same storage (`run`).
+A trial whose process died (heartbeat silent, or its pid gone on this host) is failed and
+queued again, so a finished study holds no RUNNING trial.
 
 After optimising, `results/<experiment>/tune/<study>/` receives `trials.parquet`,
 `pareto.parquet`, `pareto.png`, `summary.json`, and the chosen trial as `best.yaml`
@@ -33,14 +36,17 @@ from experiments.tune.objective import DERIVED, make_objective, run_metrics, sug
 from experiments.tune.patch import best_config, config_with, policy_with
 from experiments.tune.run import tune
 from experiments.tune.spec import ConstraintSpec, ObjectiveSpec, ParamSpec, TuneSpec
-from experiments.tune.study import make_sampler, open_storage, open_study, safe_url
+from experiments.tune.storage import Liveness, RetryStale, open_storage, safe_url
+from experiments.tune.study import fail_stale_trials, make_sampler, open_study
 from experiments.tune.tuning import Tuning, load_tuning
 
 __all__ = [
     "DERIVED",
     "ConstraintSpec",
+    "Liveness",
     "ObjectiveSpec",
     "ParamSpec",
+    "RetryStale",
     "TuneOutcome",
     "TuneSpec",
     "Tuning",
@@ -48,6 +54,7 @@ __all__ = [
     "choose",
     "config_with",
     "export",
+    "fail_stale_trials",
     "load_tuning",
     "make_objective",
     "make_sampler",

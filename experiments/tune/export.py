@@ -12,7 +12,7 @@ from experiments.report.pareto import pareto_png
 from experiments.results import provenance_or_none, write_json
 from experiments.tune.front import TuneOutcome
 from experiments.tune.patch import best_config
-from experiments.tune.study import safe_url
+from experiments.tune.storage import safe_url
 
 
 def export(o: TuneOutcome, out_dir: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.tune.study import safe_url
+from experiments.tune.storage import safe_url
 from experiments.tune.tuning import Tuning
 
 

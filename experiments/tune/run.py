@@ -19,52 +19,46 @@ from experiments.tune.export import export
 from experiments.tune.front import TuneOutcome, summarise_study
 from experiments.tune.objective import make_objective, run_metrics
 from experiments.tune.patch import config_with
-from experiments.tune.study import (
-    completed_trials,
-    fail_stale_trials,
-    make_sampler,
-    open_storage,
-    open_study,
-    safe_url,
-    stop_if_all_fail,
-)
+from experiments.tune.storage import RetryStale, check_url, local_file, normalise_url, open_storage, safe_url
+from experiments.tune.study import completed_trials, fail_stale_trials, make_sampler, open_study, stop_if_all_fail
 from experiments.tune.tuning import Tuning, load_tuning
 from experiments.workers import run_task, stop_workers, worker_init
 
 
-def _optimize(t: Tuning, url: str, n_run: int, worker_index: int) -> int:
-    """Run up to `n_run` trials (stopping once the study holds n_trials completed)."""
+def _callbacks(t: Tuning, target: int) -> list:
+    """After each trial: stop at `target` completed trials, abort when trials only fail, and
+    fail (and queue again) trials whose process on this host died meanwhile."""
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    storage = open_storage(url)
+    retry = RetryStale(t.spec.trial_retries)
+    return [
+        MaxTrialsCallback(target, states=(TrialState.COMPLETE,)),
+        stop_if_all_fail,
+        lambda s, _tr: fail_stale_trials(s, retry),
+    ]
+
+
+def _optimize(t: Tuning, url: str, n_run: int) -> int:
+    """Run up to `n_run` trials (stopping once the study holds n_trials completed)."""
+    storage = open_storage(url, liveness=t.liveness())
     study = open_study(t, storage, create=True)
-    seed = t.spec.sampler_seed + 7919 * worker_index + len(study.trials)
-    study.sampler = make_sampler(t, seed)
-    before = len(completed_trials(study))
-    if before >= t.spec.n_trials:
+    study.sampler = make_sampler(t)
+    if len(completed_trials(study)) >= t.spec.n_trials:
         return 0
-    study.optimize(
-        make_objective(t),
-        n_trials=n_run,
-        gc_after_trial=False,
-        callbacks=[MaxTrialsCallback(t.spec.n_trials, states=(TrialState.COMPLETE,)), stop_if_all_fail],
-    )
+    study.optimize(make_objective(t), n_trials=n_run, gc_after_trial=False, callbacks=_callbacks(t, t.spec.n_trials))
     return n_run
 
 
-def _worker(tune_path: str, overrides: dict, url: str, n_run: int, worker_index: int) -> int:
+def _worker(tune_path: str, overrides: dict, url: str, n_run: int) -> int:
     t = load_tuning(tune_path, **overrides)
-    return _optimize(t, url, n_run, worker_index)
+    return _optimize(t, url, n_run)
 
 
 def _optimize_here(t: Tuning, study_obj, todo: int, target: int, on_progress: Callable[[int, int], None] | None) -> None:
     """`todo` trials in this process."""
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
-
-    study_obj.sampler = make_sampler(t, t.spec.sampler_seed + len(study_obj.trials))
-    cbs = [MaxTrialsCallback(target, states=(TrialState.COMPLETE,)), stop_if_all_fail, lambda _s, _tr: check_interrupt()]
+    study_obj.sampler = make_sampler(t)
+    cbs = [*_callbacks(t, target), lambda _s, _tr: check_interrupt()]
     if on_progress:
         cbs.append(lambda s, _tr: on_progress(len(completed_trials(s)), target))
     study_obj.optimize(make_objective(t), n_trials=todo, gc_after_trial=False, callbacks=cbs)
@@ -85,7 +79,7 @@ def _optimize_in_workers(
     shares = [todo // n + (1 if i < todo % n else 0) for i in range(n)]
     kw = {k: v for k, v in overrides.items() if v is not None}
     pool = ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn"), initializer=worker_init)
-    futs = [pool.submit(run_task, _worker, str(tune_path), kw, url, share, i + 1) for i, share in enumerate(shares)]
+    futs = [pool.submit(run_task, _worker, str(tune_path), kw, url, share) for share in shares]
     try:
         pending = set(futs)
         while pending:
@@ -115,30 +109,35 @@ def tune(
     """Optimise (resuming the study), then write the front, plot and chosen config.
 
     Before any trial: the spec and its base config are validated whole (metric names
-    included), the output folder and a SQLite storage's folder must be writable, and
-    trials left RUNNING by a killed process of this host are marked failed; what the trials
+    included), the storage URL checked, the output folder and a SQLite or journal storage's
+    folder must be writable, and trials left RUNNING by a killed process of this host are
+    marked failed and queued again (before the run and after it); what the trials
     replay that the traces did not measure is said (stderr). An interrupt
     fails the trial in flight and says how far the study got.
     """
     if jobs < 1:
         raise UserError(f"--jobs: must be at least 1, not {jobs}")
+    if storage is not None:  # a URL no storage takes fails before the spec's runs
+        check_url(normalise_url(storage))
     overrides = {"trials": trials, "study": study, "duration_h": duration_h}
     t = load_tuning(tune_path, **overrides)
     out_dir = t.out_dir(out_root)
     check_writable(out_dir, "tuning output folder")
     for w in preflight(t.base):  # what every trial replays that the traces did not measure
         print_warning(w)
-    url = storage or t.spec.storage or t.default_storage(out_root)
-    sqlite_file = url.split(":///", 1)[1] if url.startswith("sqlite:///") else ""
-    if sqlite_file and sqlite_file != ":memory:" and Path(sqlite_file).parent.is_dir():
-        check_writable(Path(sqlite_file).parent, "storage folder")
-    new_db = Path(sqlite_file) if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).exists() else None
+    url = normalise_url(storage or t.spec.storage or t.default_storage(out_root))
+    check_url(url)
+    local = local_file(url)
+    if local is not None:
+        check_writable(local.parent, "storage folder")
+    new_file = local if local is not None and not local.exists() else None
     try:
         with storage_errors(url):
-            with _removed_on_failure(new_db):
-                st = open_storage(url)
+            with _removed_on_failure(new_file):
+                st = open_storage(url, liveness=t.liveness())
                 study_obj = open_study(t, st, create=True)
             done_before = _run_study(t, tune_path, overrides, url, study_obj, jobs, on_progress)
+            fail_stale_trials(study_obj, RetryStale(t.spec.trial_retries))  # a process of this host killed meanwhile
             outcome = summarise_study(t, open_study(t, st, create=False), url)
     except KeyboardInterrupt:
         raise Interrupted(_interrupted_note(t, url)) from None
@@ -153,7 +152,7 @@ def _run_study(
 ) -> int:
     """Stale trials failed, the untuned reference stored, the missing trials run; returns the
     completed trials found at the start."""
-    fail_stale_trials(study_obj)
+    fail_stale_trials(study_obj, RetryStale(t.spec.trial_retries))
     if "untuned" not in study_obj.user_attrs:  # the reference the tuned policy is judged against
         study_obj.set_user_attr("untuned", run_metrics(config_with(t, {}), t.seeds))
     done_before = len(completed_trials(study_obj))
@@ -172,7 +171,7 @@ def _run_study(
 def _interrupted_note(t: Tuning, url: str) -> str:
     """How far the study got, read back from its storage (the trial in flight is marked failed)."""
     try:
-        done = len(completed_trials(open_study(t, open_storage(url, retries=1), create=False)))
+        done = len(completed_trials(open_study(t, open_storage(url, retries=1, liveness=t.liveness()), create=False)))
     except Exception:  # noqa: BLE001 - the note must not fail the interrupt
         done = None
     got = f"{done} of {t.spec.n_trials} trials complete" if done is not None else "completed trials kept"
@@ -181,8 +180,8 @@ def _interrupted_note(t: Tuning, url: str) -> str:
 
 @contextlib.contextmanager
 def _removed_on_failure(db: Path | None) -> Iterator[None]:
-    """A SQLite file this command created is removed if the study cannot even be set up in it
-    (a full disk leaves a half-written database otherwise)."""
+    """A SQLite or journal file this command created is removed if the study cannot even be
+    set up in it (a full disk leaves a half-written database otherwise)."""
     try:
         yield
     except UserError:

@@ -101,7 +101,10 @@ class TuneSpec(Strict):
     sampler_seed: int = 0
     population_size: int | None = Field(None, ge=2)  # nsga2
     startup_trials: int | None = Field(None, ge=1)  # tpe: random trials before modelling
-    storage: str | None = None
+    storage: str | None = None  # default: SQLite in the results folder (see experiments.tune.storage)
+    heartbeat_s: int = Field(60, ge=1)  # RDB storages: a running trial's heartbeat period
+    grace_s: int | None = Field(None, ge=1)  # a trial silent this long is failed and retried (default: 5 x heartbeat_s)
+    trial_retries: int = Field(2, ge=0)  # times a trial whose process died is run again
     params: dict[str, ParamSpec] = Field(min_length=1)
     objectives: list[ObjectiveSpec] = Field(default_factory=default_objectives, min_length=1)
     constraints: list[ConstraintSpec] = Field(default_factory=list)
@@ -122,4 +125,6 @@ class TuneSpec(Strict):
         names = [o.metric for o in self.objectives]
         if len(set(names)) != len(names):
             raise ValueError(f"objectives name a metric twice: {names}")
+        if self.grace_s is not None and self.grace_s <= self.heartbeat_s:
+            raise ValueError(f"grace_s ({self.grace_s}) must exceed heartbeat_s ({self.heartbeat_s}): live trials would be failed")
         return self

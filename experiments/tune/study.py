@@ -1,56 +1,15 @@
-"""Optuna storage, sampler and study: opened with one-line errors, resumable, shared."""
+"""Optuna sampler and study: opened with one-line errors, resumable, shared; trials of dead processes failed."""
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 import socket
-import time
-import warnings
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from common.errors import UserError
+from experiments.tune.quiet import quiet_optuna
 from experiments.tune.tuning import Tuning
-
-
-class _NoTracebackForUsers(logging.Filter):
-    """Optuna logs a failed trial with its traceback (and then its value): nothing for an
-    interrupt (the command prints one line), no traceback for a user's mistake."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._interrupted: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        err = record.exc_info[1] if record.exc_info else None
-        found = re.match(r"Trial (\d+) failed", record.getMessage())
-        if isinstance(err, KeyboardInterrupt):
-            if found:
-                self._interrupted.add(found.group(1))
-            return False
-        if found and found.group(1) in self._interrupted:  # the same trial's "failed with value None"
-            self._interrupted.discard(found.group(1))
-            return False
-        if isinstance(err, UserError):
-            record.exc_info = None
-        return True
-
-
-_FILTER = _NoTracebackForUsers()
-
-
-def quiet_optuna() -> None:
-    """Optuna's progress lines and experimental warnings off: piop prints its own."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
-    trial_log = logging.getLogger("optuna.study._optimize")  # where optuna reports failed trials
-    if _FILTER not in trial_log.filters:
-        trial_log.addFilter(_FILTER)
 
 
 def this_process() -> dict[str, Any]:
@@ -72,9 +31,11 @@ def _is_dead(owner: dict[str, Any]) -> bool:
         return True
 
 
-def fail_stale_trials(study) -> list[int]:
+def fail_stale_trials(study, retry: Callable[[Any, Any], None] | None = None) -> list[int]:
     """Mark FAIL the study's RUNNING trials whose process on this host has died (killed with
-    its command, a machine restart): a finished study must not hold trials that never end."""
+    its command, a machine restart) and queue each again with `retry` (the heartbeat's own
+    callback): a finished study must not hold trials that never end. Another machine's
+    trials are left to the heartbeat (`experiments.tune.storage`)."""
     from optuna.trial import TrialState
 
     stale = []
@@ -82,59 +43,22 @@ def fail_stale_trials(study) -> list[int]:
         owner = tr.user_attrs.get("process")
         if isinstance(owner, dict) and _is_dead(owner):
             try:
-                study.tell(tr.number, state=TrialState.FAIL)
-            except (ValueError, RuntimeError):  # finished meanwhile by its owner after all
+                failed = study.tell(tr.number, state=TrialState.FAIL)
+            except (ValueError, RuntimeError):  # finished meanwhile by its owner, or failed by another process
                 continue
             stale.append(tr.number)
+            if retry is not None:
+                retry(study, failed)
     return stale
 
 
-def safe_url(url: str) -> str:
-    """The URL with any password hidden, for messages."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+def make_sampler(t: Tuning, seed: int | None = None):
+    """The spec's sampler, re-seeded for each trial from the trial's number (`TrialSeeded`):
+    processes sharing a study never draw the same settings. With `seed`, one sampler seeded once."""
+    if seed is None:
+        from experiments.tune.sampling import TrialSeeded
 
-
-def open_storage(url: str, retries: int = 5):
-    """An Optuna RDB storage, or a one-line UserError naming the URL."""
-    import optuna
-
-    quiet_optuna()
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    if not scheme or "://" not in url:
-        raise UserError(f"storage {safe_url(url)!r}: not a database URL (e.g. sqlite:///path.db, postgresql://user@host/db)")
-    kwargs: dict[str, Any] = {}
-    if scheme.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            parent = Path(path).parent
-            if not parent.is_dir():
-                raise UserError(f"storage {safe_url(url)!r}: folder {parent} does not exist")
-        kwargs = {"connect_args": {"timeout": 120}}
-    elif scheme.startswith(("postgresql", "mysql")):
-        kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-    last: Exception | None = None
-    for attempt in range(retries):
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=60, grace_period=300)
-        except ModuleNotFoundError as err:
-            raise UserError(f"storage {safe_url(url)!r}: its database driver is not installed ({err.name})") from None
-        except Exception as err:  # noqa: BLE001 - sqlalchemy / driver errors, worded below
-            last = err
-            msg = str(err).lower()
-            if (scheme.startswith("sqlite") and "already exists" in msg) or "locked" in msg:
-                time.sleep(0.2 * (attempt + 1))  # two processes creating the schema at once
-                continue
-            break
-    first = str(last).strip().splitlines()[0] if last is not None and str(last).strip() else type(last).__name__
-    if "Failed to import DB access module" in first:
-        raise UserError(f"storage {safe_url(url)!r}: its database driver is not installed (PostgreSQL: psycopg2, MySQL: pymysql)")
-    first = re.sub(r"^\([\w.]+\)\s*", "", first)
-    problem = "cannot be opened" if scheme.startswith("sqlite") else "is unreachable"
-    raise UserError(f"storage {safe_url(url)!r} {problem}: {first[:200]}")
-
-
-def make_sampler(t: Tuning, seed: int):
-    """The spec's sampler; TPE by default (multivariate, constant liar for parallel workers)."""
+        return TrialSeeded(lambda s: make_sampler(t, s), t.spec.sampler_seed)
     import optuna
 
     quiet_optuna()

@@ -15,6 +15,7 @@ from experiments.config import ExperimentConfig, PolicyConfig, format_validation
 from experiments.runner import needs_future
 from experiments.tune.patch import config_with, is_active
 from experiments.tune.spec import TuneSpec
+from experiments.tune.storage import Liveness
 
 
 @dataclass
@@ -38,6 +39,11 @@ class Tuning:
 
     def out_dir(self, out_root: Path) -> Path:
         return Path(out_root) / self.base.name / "tune" / self.study
+
+    def liveness(self) -> Liveness:
+        """How this study's trials whose process died are noticed and retried."""
+        s = self.spec
+        return Liveness(s.heartbeat_s, s.grace_s or 5 * s.heartbeat_s, s.trial_retries)
 
     def default_storage(self, out_root: Path) -> str:
         db = (Path(out_root) / self.base.name / "tune" / f"{self.study}.db").resolve()
