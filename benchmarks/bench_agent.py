@@ -80,6 +80,22 @@ def config(root: Path, volumes: int, store: Path, forecaster: str) -> Path:
     return path
 
 
+def forecast_update_cpu(agent: Agent, n: int) -> float:
+    """CPU seconds of one forecast update at a newly closed history step (what the agent pays
+    every `history_step`): `n` steps of the last observed values are closed and forecast."""
+    step = agent.cfg.history_step
+    k = int((time.time() - agent.start_epoch) // step) + 1
+    vals = np.zeros((5, len(agent.names)))
+    total = 0.0
+    for i in range(n):
+        closed = agent.hist.add((k + i) * step, (k + i + 1) * step, vals)
+        assert closed, "no history step closed"
+        t0 = time.process_time()
+        agent.service.update(agent.hist.history())
+        total += time.process_time() - t0
+    return total / n
+
+
 def measure_agent(root: Path, volumes: int, seconds: float) -> dict:
     dev, how = device_of_path(root)
     if dev is None:
@@ -94,12 +110,9 @@ def measure_agent(root: Path, volumes: int, seconds: float) -> dict:
     c1, w1 = time.process_time(), time.perf_counter()
     agent.run(threading.Event(), seconds)
     cpu, wall = time.process_time() - c1, time.perf_counter() - w1
-    hist = agent.hist.history()
-    t0 = time.process_time()
-    for _ in range(5):
-        agent.service.update(hist)
-    update_cpu = (time.process_time() - t0) / 5
     steps_seen = agent.hist.n_steps - n0  # forecast updates inside the measured window
+    n_hist = agent.hist.n_steps
+    update_cpu = forecast_update_cpu(agent, 5)
     agent.close()
     loop_pct = 100.0 * cpu / wall
     with_updates = 100.0 * (cpu + max(0.0, wall / 300.0 - steps_seen) * update_cpu) / wall
@@ -116,7 +129,7 @@ def measure_agent(root: Path, volumes: int, seconds: float) -> dict:
         "forecast_update_cpu_ms": round(1e3 * update_cpu, 2),
         "decide_ms_per_period": round(1e3 * agent.decide_s / max(agent.periods, 1), 3),
         "scan_s": round(agent.estimator.scan_s, 3),
-        "history_steps": int(hist.n_steps),
+        "history_steps": int(n_hist),
         "prior_steps": int(agent.prior.n_steps if agent.prior is not None else 0),
         "forecast_model": agent.forecast.model if agent.forecast is not None else None,
         "startup": {k: round(v, 2) for k, v in startup.items()},
@@ -143,7 +156,7 @@ def measure_lstm(root: Path, volumes: int) -> dict:
     warm = {"cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0}
     c0 = time.process_time()
     for _ in range(3):
-        svc.update(prior)
+        model.predict(prior, 72)
     predict_ms = 1e3 * (time.process_time() - c0) / 3
     return {
         "history": f"{prior.n_steps} steps x {volumes} volumes",

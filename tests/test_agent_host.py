@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -195,6 +196,14 @@ def piop_json(*args) -> dict:
     return json.loads(proc.stdout)
 
 
+def lay_out(fio_file: Path) -> None:
+    """fio's 512 MB file (written once per test: lay it out before the clock of a scenario starts)."""
+    if fio_file.exists() and fio_file.stat().st_size >= 512 << 20:
+        return
+    fio_file.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["fio", "--name=lay", f"--filename={fio_file}", "--size=512M", "--create_only=1"], capture_output=True, check=True)
+
+
 class Load(threading.Thread):
     """fio phases one after another on one file (direct I/O, so no page cache in the way)."""
 
@@ -205,8 +214,7 @@ class Load(threading.Thread):
         self.fio_file, self.plan = fio_file, plan
         self.phases: list[tuple[str, float, float]] = []
         self.stop_flag = threading.Event()
-        fio_file.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["fio", "--name=lay", f"--filename={fio_file}", "--size=512M", "--create_only=1"], capture_output=True, check=True)
+        lay_out(fio_file)
 
     def run(self) -> None:
         for kind, secs in self.plan:
@@ -298,19 +306,20 @@ class DiskReads(threading.Thread):
         (t0, x0), (t1, x1) = inside[0], inside[-1]
         return (x1 - x0) / (t1 - t0) / MB
 
-    def check(self, want: float, a: float, b: float, rel: float) -> tuple[float, float]:
-        """The backup's reads hold `want` MB/s within `rel`; so do the device's, unless other
-        processes read from the device meanwhile (a shared disk), then the device shows at least
-        the backup's reads. (device MB/s, backup MB/s)."""
+    def check(self, want: float, a: float, b: float, below: float = 0.2, above: float = 0.2) -> tuple[float, float]:
+        """The backup's reads hold `want` MB/s: at most `above` over it (what a limit promises) and at
+        most `below` under it (the limit, not the tool, set the pace); so do the device's, unless
+        other processes read from the device meanwhile (a shared disk), then the device shows at
+        least the backup's reads. (device MB/s, backup MB/s)."""
         device, job = self.mbps(a, b), self.mbps(a, b, which=2)
         print(
             f"limit {want:.1f} MB/s; over {b - a:.1f} s the device read {device:.1f} MB/s (/proc/diskstats), the backup "
-            f"{job:.1f} MB/s (/proc/PID/io)"
+            f"{job:.1f} MB/s (/proc/PID/io): {100 * (job / want - 1):+.0f} %"
         )
-        assert job == pytest.approx(want, rel=rel)
+        assert want * (1 - below) <= job <= want * (1 + above)
         others = device - job
         if others <= 0.1 * want:
-            assert device == pytest.approx(want, rel=rel)
+            assert want * (1 - below) <= device <= want * (1 + above)
         else:
             print(f"other readers on {self.dev} meanwhile: {others:.1f} MB/s; the device check is device >= backup")
             assert device >= 0.95 * job
@@ -333,6 +342,7 @@ def jobs(state: Path, volume: str | None = None) -> list[dict]:
         "throttle_mbps",
         "read_bytes",
         "est_bytes",
+        "processed_bytes",
         "error",
         "snapshot_id",
     )
@@ -374,14 +384,28 @@ def seasonal(season_s: float) -> dict:
     }
 
 
-def prepare_volume(site: Site, name: str, mb: int, repo: Path) -> Path:
-    """A data folder with a restore point of its old content; new content since; cold cache."""
+def prepare_volume(site: Site, name: str, mb: int, repo: Path) -> tuple[Path, float]:
+    """A data folder with a restore point of its (small) old content, `mb` MB of new content
+    since, and a cold cache; (the folder, the restore point's Unix time).
+
+    The restore point is taken before the big write, so its age when a scenario starts does
+    not depend on how fast this host writes and backs up (a scenario's RPO is given from it)."""
+    from host.agent.adapters.restic import parse_time
+
     data = site.root / f"data-{name}"
-    write_files(data, mb)
-    restic(repo, site.pw, "backup", "--tag", f"piop-volume={name}", "--tag", "piop-kind=full", data)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "old.txt").write_text(f"{name}: the content of the last restore point\n")
+    out = restic(repo, site.pw, "--json", "backup", "--tag", f"piop-volume={name}", "--tag", "piop-kind=full", data).stdout
+    sid = next(m["snapshot_id"] for m in map(json.loads, out.splitlines()) if m.get("message_type") == "summary")
+    snap_t = parse_time(json.loads(restic(repo, site.pw, "--json", "--no-lock", "snapshots", sid).stdout)[0]["time"])
     write_files(data, mb, seed=1)
     drop_caches()
-    return data
+    return data, snap_t
+
+
+def rpo_from(snap_t: float, budget_s: float) -> str:
+    """An RPO whose deadline is `budget_s` seconds from now (for a restore point taken at `snap_t`)."""
+    return f"{time.time() - snap_t + budget_s:.1f}s"
 
 
 def run_scenario(site: Site, cfg: Path, plan, until, timeout: float, lead: float = 0.0) -> tuple[Load, DiskReads, AgentProc]:
@@ -405,9 +429,11 @@ def run_scenario(site: Site, cfg: Path, plan, until, timeout: float, lead: float
 
 
 def limit_during(decs: list[dict], volume: str, a: float, b: float) -> float:
-    """The time-weighted read limit (MB/s) the policy set for `volume` over [a, b]."""
+    """The time-weighted read limit (MB/s) the policy set for `volume` over [a, b] (0 while paused)."""
     steps = [
-        (d["t"], d["rate_mbps"]) for d in decs if d["volume"] == volume and d["accepted"] and d["action"] in ("start", "throttle", "resume")
+        (d["t"], 0.0 if d["action"] == "pause" else d["rate_mbps"])
+        for d in decs
+        if d["volume"] == volume and d["accepted"] and d["action"] in ("start", "throttle", "pause", "resume")
     ]
     total = 0.0
     for i, (t, r) in enumerate(steps):
@@ -422,8 +448,9 @@ def limit_during(decs: list[dict], volume: str, a: float, b: float) -> float:
 def test_predictive_defers_the_backup_to_the_quiet_phase_fixed_does_not_and_the_throttle_holds(site):
     cycle = [("busy", 25.0), ("quiet", 25.0)] * 3
     repo = site.repo()
-    data = prepare_volume(site, "db", 200, repo)
-    vol = {"name": "db", "paths": [str(data)], "kind": "database", "rpo": "130s", "rto": "1h"}
+    lay_out(site.fio_file)
+    data, snap_t = prepare_volume(site, "db", 200, repo)
+    vol = {"name": "db", "paths": [str(data)], "kind": "database", "rpo": rpo_from(snap_t, 130.0), "rto": "1h"}  # 130 s into the script
     cfg = site.config("pred", [vol], policy="predictive", params=PRED_PARAMS, **seasonal(50.0))
     state = site.root / "pred.state"
     done = lambda: any(j["state"] in ("done", "failed") for j in jobs(state)) if (state / "agent.db").exists() else False  # noqa: E731
@@ -444,14 +471,15 @@ def test_predictive_defers_the_backup_to_the_quiet_phase_fixed_does_not_and_the_
     decs = decisions(state)
     a, b = job["start_t"] + 1.5, job["end_t"] - 0.5
     print(f"throttle (job read {job['read_bytes'] / MB:.0f} MB, estimated {job['est_bytes'] / MB:.0f} MB): ", end="")
-    reads.check(limit_during(decs, "db", a, b), a, b, rel=0.20)
-    assert job["read_bytes"] == pytest.approx(job["est_bytes"], rel=0.2)
+    reads.check(limit_during(decs, "db", a, b), a, b)
+    assert job["read_bytes"] == pytest.approx(job["est_bytes"], rel=0.2)  # the estimate against the device reads
+    assert job["processed_bytes"] == pytest.approx(job["est_bytes"], rel=0.05)  # and against what restic reported
     lim = [d["limit_text"] for d in decs if d["action"] == "start"]
     assert "read_bps_device" in lim[0] or "io.max" in lim[0] or "duty cycle" in lim[0], lim
 
     # the fixed policy on the same script: due 10 s into each 50 s cycle, in the busy phase
     repo2 = site.repo("fixed")
-    data2 = prepare_volume(site, "db2", 200, repo2)
+    data2, _ = prepare_volume(site, "db2", 50, repo2)  # only its start matters
     t0 = time.time()
     fixed = {"incremental_every_h": 50 / 3600, "incremental_at_h": ((t0 + 10.0) % 50.0) / 3600}
     tier = {
@@ -464,8 +492,8 @@ def test_predictive_defers_the_backup_to_the_quiet_phase_fixed_does_not_and_the_
     vol2 = {**vol, "name": "db2", "paths": [str(data2)]}
     cfg2 = site.config("fixed", [vol2], [tier], policy="fixed", params=fixed)
     state2 = site.root / "fixed.state"
-    done2 = lambda: any(j["state"] in ("done", "failed") for j in jobs(state2)) if (state2 / "agent.db").exists() else False  # noqa: E731
-    load2, _, agent2 = run_scenario(site, cfg2, cycle, done2, timeout=60, lead=3.0)
+    started = lambda: any(j["start_t"] for j in jobs(state2)) if (state2 / "agent.db").exists() else False  # noqa: E731
+    load2, _, agent2 = run_scenario(site, cfg2, cycle, started, timeout=60, lead=3.0)
     job2 = jobs(state2, "db2")[0]
     print(f"fixed: job started {job2['start_t'] - load2.phases[0][1]:.1f} s into the script ({load2.kind_at(job2['start_t'])})")
     assert load2.kind_at(job2["start_t"]) == "busy", agent2.text()
@@ -475,27 +503,25 @@ def test_predictive_defers_the_backup_to_the_quiet_phase_fixed_does_not_and_the_
 @pytest.mark.slow
 def test_a_busy_phase_longer_than_the_rpo_forces_the_backup_in_time(site):
     repo = site.repo()
-    data = prepare_volume(site, "db", 400, repo)  # needs ~17 MB/s to make the RPO; at half load the threshold allows ~12
-    old = max(s["time"] for s in snapshots(repo, site.pw))
-    vol = {"name": "db", "paths": [str(data)], "kind": "database", "rpo": "45s", "rto": "1h"}
+    lay_out(site.fio_file)
+    data, old_t = prepare_volume(site, "db", 400, repo)
+    rpo = rpo_from(old_t, 38.0)  # 38 s into the script: 400 MB need >= 14 MB/s; at heavy load the threshold allows ~12
+    vol = {"name": "db", "paths": [str(data)], "kind": "database", "rpo": rpo, "rto": "1h"}
     cfg = site.config("forced", [vol], policy="predictive", params=PRED_PARAMS, **seasonal(50.0))
     state = site.root / "forced.state"
     done = lambda: any(j["state"] in ("done", "failed") for j in jobs(state)) if (state / "agent.db").exists() else False  # noqa: E731
     load, _, agent = run_scenario(site, cfg, [("heavy", 90.0)], done, timeout=90, lead=5.0)
-    from host.agent.adapters.restic import parse_time
-
-    old_t = parse_time(old)
     job = jobs(state, "db")[0]
     starts = [d for d in decisions(state) if d["action"] == "start"]
     print(
         f"\nforced: started {job['start_t'] - old_t:.1f} s after the last restore point, done {job['end_t'] - old_t:.1f} s after it "
-        f"(RPO 45 s); {starts[0]['reason'][:160]}"
+        f"(RPO {rpo}); {starts[0]['reason'][:160]}"
     )
     assert job["state"] == "done" and job["forced"] == 1, agent.text()
     assert starts[0]["forced"] == 1 and "forced" in starts[0]["reason"]
     assert "FORCED start" in agent.text()
     assert load.kind_at(job["start_t"]) == "heavy"
-    assert job["end_t"] <= old_t + 45.0 + 1.0  # the new restore point exists before the RPO passed
+    assert job["end_t"] <= old_t + float(rpo[:-1]) + 1.0  # the new restore point exists before the RPO passed
     status = piop_json("agent", "status", cfg)
     assert status["volumes"][0]["forced_starts"] >= 1
 
@@ -503,10 +529,8 @@ def test_a_busy_phase_longer_than_the_rpo_forces_the_backup_in_time(site):
 @pytest.mark.slow
 def test_an_undersized_tier_names_the_volumes_that_will_miss(site):
     repo = site.repo()
-    vols = []
-    for i in range(4):
-        data = prepare_volume(site, f"v{i}", 60, repo)
-        vols.append({"name": f"v{i}", "paths": [str(data)], "rpo": "20s", "rto": "1h"})
+    made = [prepare_volume(site, f"v{i}", 60, repo) for i in range(4)]
+    vols = [{"name": f"v{i}", "paths": [str(data)], "rpo": rpo_from(snap_t, 20.0), "rto": "1h"} for i, (data, snap_t) in enumerate(made)]
     tier = {
         "name": "one",
         "ingest_mbps": 20,
@@ -514,12 +538,15 @@ def test_an_undersized_tier_names_the_volumes_that_will_miss(site):
         "slots": 1,
         "restic": {"repository": str(repo), "password_file": str(site.pw)},
     }
-    cfg = site.config("small", vols, [tier], policy="predictive", params=PRED_PARAMS)
+    cfg = site.config("small", vols, [tier], policy="predictive", params=PRED_PARAMS, metrics={"port": 0})
     agent = AgentProc(cfg, log=site.root / "small.log")
     try:
+        port = metrics_port(agent)
         text = agent.wait_for("cannot meet every RPO", 30)
-        time.sleep(2)
+        time.sleep(3)
         status = piop_json("agent", "status", cfg)
+        table = subprocess.run([sys.executable, "-m", "host", "agent", "status", cfg], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        m = scrape(port)
     finally:
         agent.stop()
     line = next(ln for ln in text.splitlines() if "cannot meet every RPO" in ln)
@@ -529,6 +556,14 @@ def test_an_undersized_tier_names_the_volumes_that_will_miss(site):
     assert "needs" in line and "slots" in line
     misses = status["feasibility"]["misses"]
     assert len(misses) >= 2 and all(m["at"] > 0 for m in misses), status["feasibility"]
+    assert table.returncode == 0 and "agent running" in table.stdout and "the tiers cannot meet every RPO" in table.stdout, table
+    rows = {ln.split()[1]: ln for ln in table.stdout.splitlines() if ln[:1] in "│|" and ln.split()[1:2] and ln.split()[1] in named}
+    assert all(re.search(r"\d\d:\d\d:\d\d", rows[v]) for v in {x["volume"] for x in misses} & set(rows)), table.stdout  # "will miss" time
+    print(table.stdout)
+    for v in (x["volume"] for x in misses):  # the endpoint: observed and predicted load, the predicted miss
+        assert m[f'piop_rpo_will_miss{{volume="{v}"}}'] == 1.0, m
+    for key in ("observed_iops", "observed_mbps", "predicted_iops", "predicted_mbps", "restore_point_age_seconds", "throttle_mbps"):
+        assert f'piop_{key}{{volume="v0"}}' in m, (key, m)
     assert_no_leftovers(site.root)
 
 
@@ -550,7 +585,7 @@ def scrape(port: int) -> dict[str, float]:
 @pytest.mark.slow
 def test_kill_9_mid_backup_then_restart_adopts_or_cleans_up_and_loses_no_restore_point(site):
     repo = site.repo()
-    data = prepare_volume(site, "db", 200, repo)
+    data, _ = prepare_volume(site, "db", 200, repo)
     t0 = time.time()
     params = {"incremental_every_h": 25 / 3600, "incremental_at_h": ((t0 + 6.0) % 25.0) / 3600, "rate_mbps": 10.0}
     cfg = site.config(
@@ -608,7 +643,7 @@ def test_kill_9_mid_backup_then_restart_adopts_or_cleans_up_and_loses_no_restore
 @pytest.mark.slow
 def test_bad_input_is_one_line_each_and_the_other_volumes_are_served(site):
     repo = site.repo()
-    good = prepare_volume(site, "good", 40, repo)
+    good, _ = prepare_volume(site, "good", 40, repo)
     t0 = time.time()
     params = {"incremental_every_h": 6 / 3600, "incremental_at_h": ((t0 + 2.0) % 6.0) / 3600}
     tiers = [
@@ -722,7 +757,7 @@ def test_without_cgroup_permission_the_agent_throttles_by_duty_cycle(tmp_path):
         root.chmod(0o777)
         site = Site(root)
         repo = site.repo()
-        data = prepare_volume(site, "db", 200, repo)
+        data, _ = prepare_volume(site, "db", 200, repo)
         for p in [*root.rglob("*"), root]:
             os.chown(p, 65534, 65534)
         t0 = time.time()
@@ -749,7 +784,8 @@ def test_without_cgroup_permission_the_agent_throttles_by_duty_cycle(tmp_path):
         lim = [d["limit_text"] for d in decisions(state) if d["action"] == "start"][0]
         assert "duty cycle" in lim
         print(f"duty cycle ({lim}): ", end="")
-        reads.check(20.0, job["start_t"] + 1.5, job["end_t"] - 0.5, rel=0.25)
+        # a duty cycle stops the tool's CPU work too: on a loaded host it may run a little under its limit
+        reads.check(20.0, job["start_t"] + 1.5, job["end_t"] - 0.5, below=0.25)
         assert_no_leftovers(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -302,3 +302,43 @@ def test_the_dry_run_rollout_finds_the_fixed_policy_s_next_backup(decision_conte
     assert set(found) == set(range(ctx.volumes.n))
     assert all(due <= t < due + 300.0 for t, _ in found.values())
     assert sched.started == 0  # the policy object itself was not touched
+
+
+@pytest.mark.parametrize("policy", ["predictive", "fixed", "reactive"])
+def test_each_registered_policy_drives_the_real_loop(tmp_path, policy):
+    """The loop asks the registered policy (the simulator's own class) on a context built from
+    this host, and its starts become real processes and restore points (a command tier)."""
+    from host.agent.loop import Agent
+    from host.blockdev import device_of_path
+    from schedulers.base import SCHEDULERS
+
+    if device_of_path(tmp_path)[0] is None:
+        pytest.skip(f"{tmp_path} is not on a block device: {device_of_path(tmp_path)[1]}")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f.bin").write_bytes(os.urandom(100_000))
+    ran = tmp_path / "ran.txt"
+    tier = {"name": "t", "ingest_mbps": 100, "restore_mbps": 100, "command": f"sh -c 'echo {{kind}} >> {ran}' {{path}}"}
+    vol = {"name": "v", "paths": [str(data)], "rpo": "2s", "rto": "1h"}
+    params = {"fallback_horizon_h": 0.01} if policy == "predictive" else {}  # its flat fallback forecast: 36 steps of 1 s
+    cfg = write_config(tmp_path, period="0.2s", history_step="1s", horizon="10s", policy=policy, params=params, tiers=[tier], volumes=[vol])
+    loaded = load(cfg)
+    lines: list[str] = []
+    agent = Agent(loaded, log=lines.append)
+    try:
+        agent.open()
+        assert type(agent.scheduler) is SCHEDULERS.get(policy)
+        end = time.monotonic() + 20.0
+        while agent.book.count[0] < 1 and time.monotonic() < end:
+            agent.step()
+            time.sleep(0.2)
+    finally:
+        agent.close()
+    st = AgentState.open_read(loaded.state_dir)
+    try:
+        points, decisions = st.points(), st.decisions()
+    finally:
+        st.close()
+    assert ran.exists() and ran.read_text().split(), lines  # the command ran, with its kind
+    assert [d for d in decisions if d["action"] == "start" and d["accepted"]], lines
+    assert len(points) >= 1 and all(p["volume"] == "v" and p["source"] == "command" for p in points), points

@@ -91,7 +91,8 @@ def advise(agent: Agent, observe_s: float = 1.0) -> dict:
         ts, a = found[v]
         size = float({0: ctx.volumes.used_bytes[v], 1: incr[v], 2: diff[v]}[int(a.kind)])
         tier = agent.host.tiers[a.tier]
-        rate = a.rate_mbps if a.rate_mbps is not None else min(tier.ingest_mbps, float(ctx.volumes.max_mbps[v]) * cfg.backup_max_util)
+        rate = min(tier.ingest_mbps, float(ctx.volumes.max_mbps[v]) * cfg.backup_max_util)  # what the tier and device allow
+        rate = rate if a.rate_mbps is None else min(rate, a.rate_mbps)
         start = ts + agent.start_epoch
         row.update(
             start=start,
@@ -100,6 +101,7 @@ def advise(agent: Agent, observe_s: float = 1.0) -> dict:
             kind=kind_name(a.kind),
             tier=tier.name,
             rate_mbps=a.rate_mbps,
+            expected_mbps=rate,
             bytes=size,
             forced=a.forced,
             reason=a.reason,

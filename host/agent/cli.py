@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import os
 import signal
 import sys
 import threading
@@ -51,6 +53,9 @@ def one_line_errors(fn: Callable) -> Callable:
 
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:  # the reader went away (e.g. `| head`): nothing more to say
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter's final flush must not fail)
+            raise typer.Exit(0) from None
         except (UserError, UnknownName, sqlite3.DatabaseError, OSError) as err:
             msg = f"{err.filename}: {err.strerror}" if isinstance(err, OSError) and err.filename else str(err)
             typer.echo(f"error: {msg.splitlines()[0] if msg else type(err).__name__}", err=True)
@@ -113,7 +118,8 @@ def _dry_run(loaded, as_json: bool) -> None:
     if data["feasibility"]["warning"]:
         typer.echo(data["feasibility"]["warning"])
     for r in data["volumes"]:
-        head = f"{r['volume']}: restore point age {r['rp_age_s']:.0f} s of RPO {r['rpo_s']:.0f} s"
+        age = f"restore point age {r['rp_age_s']:.0f} s" if math.isfinite(r["rp_age_s"]) else "no restore point yet"
+        head = f"{r['volume']}: {age}, RPO {r['rpo_s']:.0f} s"
         if r["job"]:
             head += f"; {r['job']}"
         if r.get("start") is None:
@@ -122,7 +128,9 @@ def _dry_run(loaded, as_json: bool) -> None:
         when = (
             "now" if r["in_s"] < loaded.cfg.period else f"at {time.strftime('%H:%M:%S', time.localtime(r['start']))} (in {r['in_s']:.0f} s)"
         )
-        rate = "unthrottled" if r["rate_mbps"] is None else f"{r['rate_mbps']:.1f} MB/s"
+        rate = f"about {r['expected_mbps']:.1f} MB/s" + (
+            " (unthrottled)" if r["rate_mbps"] is None else f" (limit {r['rate_mbps']:.1f} MB/s)"
+        )
         typer.echo(
             f"{head}\n  next: {'FORCED ' if r['forced'] else ''}{r['kind']} to {r['tier']} {when}, {rate}, about "
             f"{r['bytes'] / 1e6:.1f} MB, "

@@ -220,7 +220,7 @@ def _check_policy(cfg: AgentConfig, path: Path) -> str | None:
 def load(path: str | Path) -> Loaded:
     """Read and check an agent config; `UserError` (one line) on any mistake in it."""
     path = Path(path)
-    cfg: AgentConfig = validate(AgentConfig, read_yaml(path, "agent config"), path)
+    cfg: AgentConfig = validate(AgentConfig, read_yaml(path, "piop agent config"), path)
     base = path.resolve().parent
     models = [
         load_device_model(

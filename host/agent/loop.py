@@ -38,7 +38,7 @@ from host.agent.estimate import DirtyEstimator
 from host.agent.jobs import Finished, JobTable
 from host.agent.metrics import Metrics
 from host.agent.observe import Sampler, StepHistory, store_prior
-from host.agent.points import PointBook
+from host.agent.points import PointBook, gather_points
 from host.agent.retry import Backoff
 from host.agent.setup import resolve_host
 from host.agent.state import AgentState
@@ -90,7 +90,7 @@ class Agent:
         self.cum_written = np.zeros(n)
         self.cum_at_snap = np.zeros(n)
         self.cum_at_launch = np.zeros(n)
-        self.stored = self._stored_bytes()
+        self.stored = self.state.stored_bytes([t.name for t in s.tiers]) if self.state else [0.0] * len(s.tiers)
         self.jobs = JobTable(
             s.vols,
             s.tiers,
@@ -118,36 +118,9 @@ class Agent:
         self.t_prev = time.time() - self.start_epoch
 
     def _load_points(self) -> None:
-        """Restore points: the state's, and every one the tools list (added to the state)."""
-        s = self.host
-        rows = self.state.points() if self.state else []
-        by_tool = {name: paths for name, paths, own in zip(self.names, s.paths, s.own) if own is None}
-        for t, a in zip(s.tiers, s.adapters):
-            try:
-                listed = a.points(by_tool) if by_tool else None
-            except (OSError, ValueError) as err:
-                self.log(f"error: tier {t.name}: cannot list restore points: {err}")
-                continue
-            for r in listed or []:
-                r["tier"] = t.name
-            rows += listed or []
-        if self.state is not None and not self.dry_run:
-            with self.state.tx():
-                new = self.state.add_points(rows)
-            if new:
-                self.log(f"restore points: {new} found in the tools' listings that the state did not know")
+        rows = gather_points(self.state, self.host, self.names, self.dry_run, self.log)
         self.used[:] = self.estimator.dirty(np.full(len(self.names), np.inf), np.full(len(self.names), np.inf), time.time())[2]
         self.book.load(rows, self.used)
-
-    def _stored_bytes(self) -> list[float]:
-        out = [0.0] * len(self.host.tiers)
-        if self.state is None:
-            return out
-        idx = {t.name: i for i, t in enumerate(self.host.tiers)}
-        for r in self.state.jobs("WHERE state = 'done'"):
-            if r["tier"] in idx:
-                out[idx[r["tier"]]] += float(r["added_bytes"] or r["read_bytes"] or 0.0)
-        return out
 
     def _open_history(self) -> None:
         cfg = self.cfg
@@ -414,7 +387,7 @@ class Agent:
         """Stop: kill every running backup's process group (and clean up after it), keep the state."""
         if self.state is None:
             return
-        if not self.dry_run:
+        if not self.dry_run and hasattr(self, "jobs"):  # (`open` may have stopped before its jobs existed)
             now = time.time()
             with self.state.tx():
                 for fin in self.jobs.stop_all(now):

@@ -87,3 +87,25 @@ class PointBook:
             if p["tier"] == tier and p["kind"] == "full":
                 return p["snapshot_id"]
         return None
+
+
+def gather_points(state, host, names: list[str], dry_run: bool, log) -> list[dict]:
+    """Restore points: the state's, and every one the tools list (those the state did not
+    know are added to it, so none is lost across restarts); a tool that cannot list is one line."""
+    rows = state.points() if state else []
+    by_tool = {name: paths for name, paths, own in zip(names, host.paths, host.own) if own is None}
+    for t, a in zip(host.tiers, host.adapters):
+        try:
+            listed = a.points(by_tool) if by_tool else None
+        except (OSError, ValueError) as err:
+            log(f"error: tier {t.name}: cannot list restore points: {err}")
+            continue
+        for r in listed or []:
+            r["tier"] = t.name
+        rows += listed or []
+    if state is not None and not dry_run:
+        with state.tx():
+            new = state.add_points(rows)
+        if new:
+            log(f"restore points: {new} found in the tools' listings that the state did not know")
+    return rows

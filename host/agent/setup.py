@@ -76,9 +76,11 @@ def _volume(loaded: Loaded, i: int, known: dict) -> tuple[tuple[str, ...], str, 
 
 def resolve_host(loaded: Loaded, log, create: bool = True) -> Served:
     """Check every volume and tier against this host; log one line per one that cannot be served.
-    `create=False` (a dry run) creates nothing, not even a repository the config would `init`."""
+    `create=False` (a dry run) creates nothing, not even a repository the config would `init`
+    (such a tier is advised on as empty). When nothing can be served, one line says why."""
     s = Served()
     cfg = loaded.cfg
+    lines = []
     for j, t in enumerate(cfg.tiers):
         try:
             a = for_tier(t, loaded.resolve)
@@ -86,24 +88,23 @@ def resolve_host(loaded: Loaded, log, create: bool = True) -> Served:
             why = str(err)
         else:
             if not create and isinstance(a, ResticAdapter):
-                a.init = False
+                a.dry = True
             why = a.check()
         if why:
             s.skipped[f"tier {t.name}"] = why
-            log(f"error: {loaded.path}: tiers.{j} ({t.name}): {why}; tier not used")
+            lines.append(f"error: {loaded.path}: tiers.{j} ({t.name}): {why}; tier not used")
             continue
         s.tiers.append(t)
         s.adapters.append(a)
+    if not s.tiers:
+        raise UserError(f"{loaded.path}: no backup tier can be used ({'; '.join(f'{k}: {v}' for k, v in s.skipped.items())})")
     known = diskstats.read()
     for i, v in enumerate(cfg.volumes):
         try:
             paths, dev, disk, own = _volume(loaded, i, known)
         except (UserError, OSError) as err:
             s.skipped[f"volume {v.name}"] = str(err)
-            log(f"error: {err}; volume not served")
-            continue
-        if own is None and not s.tiers:
-            s.skipped[f"volume {v.name}"] = "no usable tier"
+            lines.append(f"error: {err}; volume not served")
             continue
         s.vols.append(v)
         s.models.append(loaded.models[i])
@@ -112,7 +113,7 @@ def resolve_host(loaded: Loaded, log, create: bool = True) -> Served:
         s.throttle_devs.append(disk)
         s.own.append(own)
     if not s.vols:
-        raise UserError(f"{loaded.path}: no volume can be served here ({'; '.join(s.skipped.values()) or 'none configured'})")
-    if not s.tiers:
-        raise UserError(f"{loaded.path}: no backup tier can be used ({'; '.join(v for k, v in s.skipped.items() if k.startswith('tier'))})")
+        raise UserError(f"{loaded.path}: no volume can be served here ({'; '.join(s.skipped.values())})")
+    for line in lines:
+        log(line)
     return s

@@ -212,6 +212,14 @@ class AgentState:
         rows = self.con.execute("SELECT volume, state, COUNT(*) FROM jobs GROUP BY volume, state").fetchall()
         return {(v, s): int(n) for v, s, n in rows}
 
+    def stored_bytes(self, tiers: list[str]) -> list[float]:
+        """Bytes the finished jobs added to each of `tiers` (what the tool reported, else what they read)."""
+        out = dict.fromkeys(tiers, 0.0)
+        for tier, added, read in self.con.execute("SELECT tier, added_bytes, read_bytes FROM jobs WHERE state = 'done'"):
+            if tier in out:
+                out[tier] += float(added or read or 0.0)
+        return [out[t] for t in tiers]
+
     # -- restore points ---------------------------------------------------------------
     def add_points(self, rows: list[dict]) -> int:
         """Insert points not known yet; how many were new."""

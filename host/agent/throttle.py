@@ -170,7 +170,7 @@ class DutyCycle(threading.Thread):
     follows pays it back: the mean rate is the target.
     """
 
-    def __init__(self, handle: Handle, tick_s: float = 0.1, burst_s: float = 0.25):
+    def __init__(self, handle: Handle, tick_s: float = 0.1, burst_s: float = 1.0):
         super().__init__(daemon=True, name=f"piop-duty-{handle.pid}")
         self.handle = handle
         self.tick_s, self.burst_s = tick_s, burst_s

@@ -65,6 +65,8 @@ class ResticAdapter(Adapter):
         self.init = init
         self.args = list(args or [])
         self.timeout_s = timeout_s
+        self.dry = False  # a dry run: create nothing (a repository to `init` is advised on as empty)
+        self.missing = False  # the repository does not exist yet (a dry run with `init`)
 
     # ------------------------------------------------------------------ plumbing
     def env(self) -> dict[str, str]:
@@ -95,6 +97,9 @@ class ResticAdapter(Adapter):
         if proc.returncode == 0:
             return None
         missing = "Is there a repository" in proc.stderr or "does not exist" in proc.stderr
+        if missing and self.init and self.dry:
+            self.missing = True
+            return None
         if missing and self.init:
             made = self.run("init")
             return None if made.returncode == 0 else f"restic repository {self.repository}: cannot create it: {self.why(made)}"
@@ -159,6 +164,8 @@ class ResticAdapter(Adapter):
             return None
 
     def points(self, volumes: dict[str, tuple[str, ...]]) -> list[dict] | None:
+        if self.missing:
+            return []
         proc = self.run("--json", "--no-lock", "snapshots")
         if proc.returncode != 0:
             raise OSError(f"restic snapshots on {self.repository}: {self.why(proc)}")
