@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from common.units import HOUR_S, MB
+from schedulers.slot_sums import slot_avail
 from sim.types import DEVICE_CLASSES
 
 #: a job's slot time is never less than this (a start, a snapshot and a completion take time)
@@ -165,8 +166,8 @@ def _slot_time_inverse(free_s: np.ndarray, work: np.ndarray) -> np.ndarray:
 
 
 def _slot_avail(free_s: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    """Slot-seconds the pool gives from now to each `tau`."""
-    return np.maximum(tau[:, None] - free_s[None, :], 0.0).sum(axis=1)
+    """Slot-seconds the pool gives from now to each `tau` (`free_s` sorted; see `schedulers.slot_sums`)."""
+    return slot_avail(free_s, tau)
 
 
 def edf(jobs: Jobs, pool: Pool, busy_s: np.ndarray | None = None) -> Verdict:

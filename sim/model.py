@@ -134,7 +134,8 @@ class Simulation:
             self.table.kinds,
             spec.start_epoch,
         )
-        self.series = SeriesLog(self.table.ids)
+        record_ticks = spec.ticks(spec.record_s)
+        self.series = SeriesLog(self.table.ids, spec.n_ticks // record_ticks if spec.record_series else 0)
         self.forecast_log = ForecastLog(self.table.ids)
         self.timing = {"decide_s": 0.0, "forecast_s": 0.0}
         self._prev_writes = np.zeros(n)

@@ -76,11 +76,18 @@ def decision_row(a: Action, t: float, accepted: bool, volume_id: str, tiers: lis
 
 
 class SeriesLog:
-    """Per-volume time series at the recording resolution, block by block."""
+    """Per-volume time series at the recording resolution, block by block.
 
-    def __init__(self, ids: list[str]):
+    Rows go into preallocated `[rows, volumes]` float32 arrays (the frame's own dtype, so
+    memory is one copy of the result, linear in volumes); `rows` sizes them up front (the
+    run's recorded steps), and they grow by doubling past it."""
+
+    def __init__(self, ids: list[str], rows: int = 0):
         self.ids = ids
-        self.blocks: list[dict[str, np.ndarray]] = []
+        self.n_rows = 0
+        self.blocks = 0  # blocks added (a run shorter than one row still has a frame, an empty one)
+        self._t = np.empty(max(0, rows))
+        self._cols = {key: np.empty((max(0, rows), len(ids)), np.float32) for key in SERIES_COLUMNS}
 
     def add_block(self, b0: int, dt: float, every: int, columns: dict[str, np.ndarray]) -> None:
         """Fold `[n_ticks, n_volumes]` arrays of the block from tick `b0` into `every`-tick rows.
@@ -89,21 +96,32 @@ class SeriesLog:
         """
         r = every
         m = next(iter(columns.values())).shape[0] // r
-        row = {"t": (np.arange(m) * r + b0) * dt}
+        lo, hi = self.n_rows, self.n_rows + m
+        self._reserve(hi)
+        self._t[lo:hi] = (np.arange(m) * r + b0) * dt
         for key, x in columns.items():
             folded = x[: m * r].reshape(m, r, -1)
-            row[key] = folded.max(axis=1) if key in ("rp_age_s", "rto_estimate_s") else folded.mean(axis=1)
-        self.blocks.append(row)
+            self._cols[key][lo:hi] = folded.max(axis=1) if key in ("rp_age_s", "rto_estimate_s") else folded.mean(axis=1)
+        self.n_rows = hi
+        self.blocks += 1
+
+    def _reserve(self, rows: int) -> None:
+        if rows <= self._t.shape[0]:
+            return
+        cap = max(rows, 2 * self._t.shape[0])
+        self._t = np.concatenate([self._t[: self.n_rows], np.empty(cap - self.n_rows)])
+        for key, a in self._cols.items():
+            self._cols[key] = np.concatenate([a[: self.n_rows], np.empty((cap - self.n_rows, a.shape[1]), np.float32)])
 
     def frame(self) -> pd.DataFrame | None:
-        if not self.blocks:
+        if self.blocks == 0:
             return None
-        t = np.concatenate([s["t"] for s in self.blocks])
+        t = self._t[: self.n_rows]
         n = len(self.ids)
         cols = {"t": np.repeat(t, n), "volume": np.tile(np.array(self.ids, dtype=object), t.size)}
         for key in SERIES_COLUMNS:
-            cols[key] = np.concatenate([s[key] for s in self.blocks]).astype(np.float32).ravel()
-        return pd.DataFrame(cols)
+            cols[key] = self._cols[key][: self.n_rows].ravel()
+        return pd.DataFrame(cols, copy=False)  # the columns are the log's own arrays (no second copy)
 
 
 # ----------------------------------------------------------------------------- forecasts

@@ -24,11 +24,11 @@ import numpy as np
 
 from common.units import GB, MB
 from schedulers.predictive.forecast import Frame
+from schedulers.predictive.lookahead import lookahead
 from schedulers.predictive.params import PredictiveParams
 from sim.types import LoadLabel, impact, rate_for_impact, rate_for_utilisation
 
 _SUSTAINED = int(LoadLabel.SUSTAINED)
-_CHUNK = 128  # volumes per lookahead batch (the path search holds [m, P, m] arrays)
 
 
 @dataclass
@@ -122,6 +122,20 @@ def _rowwise_searchsorted(b: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return idx - np.arange(p)[:, None] * n
 
 
+def row_nanmedian(x: np.ndarray) -> np.ndarray:
+    """`np.nanmedian(x, axis=1)` of a 2-D `x` with a number in every row, by one sort: the middle
+    element, or the mean of the two (as `nanmedian` computes them). A zero with its sign bit set
+    (whose place among equal zeros a sort leaves open) goes to `nanmedian` itself."""
+    if x.shape[0] == 0 or x.shape[1] == 0 or np.any((x == 0) & np.signbit(x)):
+        return np.nanmedian(x, axis=1)
+    y = np.sort(x, axis=1)  # NaNs last
+    n = np.count_nonzero(~np.isnan(x), axis=1)
+    h = n // 2
+    lo = np.where(n % 2 == 1, h, h - 1)
+    rows = np.arange(x.shape[0])
+    return (y[rows, lo] + y[rows, h]) / 2.0
+
+
 def _finite_max(x: np.ndarray) -> float:
     """The largest finite value of `x` (0 when none): NaN-safe without NumPy's all-NaN warning."""
     fin = np.isfinite(x)
@@ -200,7 +214,7 @@ def _jobs(p: PredictiveParams, fr: Frame, st: _Steps, vols: np.ndarray, size0, g
     any_f = feasible.any(axis=1)
     with np.errstate(all="ignore"):
         cpb = np.where(ok, np.where(empty, 0.0, job_cost / np.where(empty, 1.0, size / GB)), np.nan)  # cost per GB of a job starting there
-        med = np.nanmedian(np.where(np.isnan(cpb).all(axis=1, keepdims=True), 0.0, cpb), axis=1)
+        med = row_nanmedian(np.where(np.isnan(cpb).all(axis=1, keepdims=True), 0.0, cpb))
     cpb = np.where(ok, cpb, np.inf)
     overhead = p.job_overhead_gb * np.where(ok, cpb, 0.0)
     first_cost = np.where(feasible, job_cost + overhead, np.inf)
@@ -222,9 +236,8 @@ def _choose_sequence(p: PredictiveParams, fr: Frame, st: _Steps, jb: _Jobs, grow
     plan_cost = np.where(jb.any_f, jb.first_cost[np.arange(n), np.maximum(last, 0)], np.inf)
     wait_cost = np.full(n, np.nan)
     path: list = [None] * n
-    search = np.flatnonzero(~flat)
-    for c in range(0, search.size, _CHUNK):
-        sl = search[c : c + _CHUNK]
+    sl = np.flatnonzero(~flat)
+    if sl.size:
         b, pc, wc, paths = lookahead(p, st, jb, sl, growth[sl], alpha[sl], w0[sl], h_end)
         best[sl], plan_cost[sl], wait_cost[sl] = b, pc, wc
         for i, q in enumerate(sl.tolist()):
@@ -338,84 +351,3 @@ def _finish(p: PredictiveParams, fr: Frame, st: _Steps, jb: _Jobs, vols, tier_sh
         deadline=jb.deadline,
         path=path,
     )
-
-
-def lookahead(p: PredictiveParams, st: _Steps, jb: _Jobs, sl: np.ndarray, growth, alpha, w0, h_end: float):
-    """Cheapest sequence of backups over the horizon for volumes `sl` (a shortest path over start steps).
-
-    Node j = a backup starting at candidate j. The first hop (from the current restore
-    point) costs its exact planned job cost; a hop j -> j' costs the bytes dirtied
-    between the two snapshots (kappa * predicted_io ** dirty_exponent) at j''s cost per
-    GB, and is allowed when j' starts and finishes within RPO of j. Bytes dirtied after
-    the last backup of the horizon are charged at the horizon's median cost per GB,
-    and that backup must cover the horizon's end. Returns (first node per volume, -1 =
-    none needed yet; the plan's cost; the cost of no backup in the horizon; the paths).
-    """
-    m, s_t, frac0 = st.m, st.s_t, st.frac0
-    io_cum, io_step, r_start = st.io_cum[sl], st.io_step[sl], st.r[sl, :m]
-    size_now, first_cost, cpb = jb.size[sl, 0], jb.first_cost[sl], jb.cpb[sl]
-    rpo, margin, cpb_ref, deadline = jb.rpo[sl], jb.margin[sl], jb.med[sl], jb.deadline[sl]
-    pcount = sl.size
-    io_end = io_cum[:, m - 1] + io_step[:, m - 1] * ((1.0 - frac0) if m == 1 else 1.0)
-    wj = io_cum  # predicted I/O from now to each candidate start
-    # [j', P, j] layout: the loop below reads one contiguous [P, j] slab per node j'
-    gap = np.maximum(wj.T[:, :, None] - wj[None, :, :], 1.0).astype(np.float32)
-    hop_size = np.maximum(
-        np.exp(np.log(gap) * alpha.astype(np.float32)[None, :, None]) * (growth * (1.0 + p.size_margin)).astype(np.float32)[None, :, None],
-        MB,
-    )
-    cpb_t = cpb.T[:, :, None]  # cost per GB of the hop's own job, at j'
-    over = p.job_overhead_gb * np.where(np.isfinite(cpb_t), cpb_t, 0.0)
-    jj = np.arange(m)
-    span = s_t[:, None] - s_t[None, :]  # [j', j]
-    # the hop's job must start and finish within RPO (less the margin) of the previous snapshot
-    room = np.where((jj[:, None] > jj[None, :])[:, None, :], (rpo - margin)[None, :, None] - span[:, None, :], -1.0)
-    limit = room * (r_start.T * (MB / p.duration_safety))[:, :, None]
-    hop_t = np.where((hop_size <= limit) & (limit > 0), hop_size * (cpb_t / GB) + over, np.inf)
-    dist, pred, first = _shortest_paths(first_cost, hop_t, m)
-    rows = np.arange(pcount)
-    tail = np.maximum(io_end[:, None] - wj, 0.0)
-    term = cpb_ref[:, None] * growth[:, None] * tail ** alpha[:, None] * (1.0 + p.size_margin) / GB
-    covers = s_t[None, :] + (rpo - margin)[:, None] >= h_end
-    total = np.where(covers, dist + term, np.inf)
-    end = np.argmin(total, axis=1)
-    plan_cost = total[rows, end]
-    w_total = w0[:, 0] + io_end
-    wait_cost = np.where(
-        deadline - margin >= h_end,
-        cpb_ref * (size_now / (1.0 + p.size_margin) + growth * (w_total**alpha - w0[:, 0] ** alpha)) * (1.0 + p.size_margin) / GB,
-        np.inf,
-    )
-    go = np.isfinite(plan_cost) & (plan_cost < wait_cost)
-    first_node = np.where(go, first[rows, end], -1)
-    paths: list = [None] * pcount
-    for q in np.flatnonzero(first_node == 0).tolist():  # the reasons of volumes starting now
-        node, nodes = int(end[q]), []
-        while node >= 0:
-            nodes.append(float(s_t[node]))
-            node = int(pred[q, node])
-        paths[q] = nodes[::-1]
-    return first_node, plan_cost, wait_cost, paths
-
-
-def _shortest_paths(first_cost: np.ndarray, hop_t: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cost, predecessor, first node) of the cheapest path to each node: nodes in time order, a DAG."""
-    pcount = first_cost.shape[0]
-    jj = np.arange(m)
-    # ties go to later backups (and to waiting): a later snapshot covers longer
-    tie = 1e-9 * (m - jj)[None, :]
-    dist = first_cost * (1.0 + tie) + tie
-    pred = np.full((pcount, m), -1, np.int64)
-    first = np.tile(jj, (pcount, 1))
-    rows = np.arange(pcount)
-    for j2 in range(1, m):
-        c = dist + hop_t[j2]
-        i = c.argmin(axis=1)
-        v = c[rows, i]
-        better = v < dist[:, j2]
-        if better.any():
-            b = np.flatnonzero(better)
-            dist[b, j2] = v[b]
-            pred[b, j2] = i[b]
-            first[b, j2] = first[b, i[b]]
-    return dist, pred, first
