@@ -11,6 +11,20 @@ when `workloads.synthetic` is present, else from a seeded NumPy stand-in.
 
     python benchmarks/bench_lstm.py            # table
     python benchmarks/bench_lstm.py --json     # JSON on stdout
+
+Where users meet the model (`benchmarks/lstm_cases.py`), each case run in its own process
+for every source tree given, so an earlier version is measured in the same run as this one
+(a pristine copy: `mkdir /tmp/piop-old && git archive HEAD | tar -x -C /tmp/piop-old`):
+
+- `backtest`: `piop forecast backtest`'s work on the 40 most active Bitbrains VMs (July 2013,
+  default origins) with naive, seasonal naive and the LSTM: wall time and accuracy,
+- `predict`: prediction latency, 1,000 volumes x 72 steps,
+- `sim`: the forecasting of a predictive run in the shape of experiments/configs/bitbrains.yaml
+  (40 VMs, 336 h seen before, one update per 5-min step over 192 h, retrain every 24 h):
+  seconds spent, fits, and the served forecasts' accuracy.
+
+    python benchmarks/bench_lstm.py --cases predict,backtest,sim --trees /tmp/piop-old,.
+    python benchmarks/bench_lstm.py --cases sim --trees /tmp/piop-old,. --sim-hours 24,192
 """
 
 from __future__ import annotations
@@ -154,7 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ap.add_argument(
+        "--cases", default="", help="predict,backtest,sim: the user-facing cases (lstm_cases.py) instead of the synthetic figures"
+    )
+    ap.add_argument("--trees", default=".", help="source trees to measure the cases in, in order (e.g. an old copy, then .)")
+    ap.add_argument("--sim-hours", default="192", help="simulated hours of the sim case, one per tree or one for all")
+    ap.add_argument("--traces", default=None, help="traces folder (default ../shared/traces from the repository)")
     a = ap.parse_args(argv)
+    if a.cases:
+        from lstm_cases import compare
+
+        return compare(a.cases.split(","), a.trees.split(","), a.sim_hours.split(","), a.traces, a.seed, a.json)
     r = run(a.volumes, a.days, a.predict_volumes, a.repeats, a.seed, a.epochs, tuple(int(x) for x in a.predict_steps.split(",")))
     if a.json:
         print(json.dumps(r, indent=2))

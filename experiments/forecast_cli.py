@@ -115,18 +115,20 @@ def _check_options(
 
 
 @contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A bar per forecaster on stderr, advanced at each forecast origin (none with -q)."""
+def _progress(quiet: bool) -> Iterator[Callable[[str, int, int, str], None] | None]:
+    """A bar per forecaster on stderr, shown as it starts and advanced at each forecast origin;
+    while a model trains its description says which epoch (none with -q)."""
     if quiet:
         yield None
         return
     bar = progress_bar()
     tasks: dict[str, TaskID] = {}
 
-    def progress(label: str, i: int, n: int) -> None:
+    def progress(label: str, i: int, n: int, note: str = "") -> None:
+        what = f"{label:<30} origins {i}/{n}" + (f" ({note})" if note else "")
         if label not in tasks:
-            tasks[label] = bar.add_task(f"{label:<30} origins", total=n)
-        bar.update(tasks[label], completed=i)
+            tasks[label] = bar.add_task(what, total=n)
+        bar.update(tasks[label], completed=i, description=what)
 
     with bar:
         yield progress
@@ -184,6 +186,9 @@ def backtest(
             f"series too short: {history.n_steps * step / 86400:.1f} days, need --train-days {train_days:g} + --horizon-h {horizon_h:g} h"
         )
 
+    from common.atomic import check_writable
+
+    check_writable(out / label, "backtest results folder")  # before the work, not after it
     with _progress(quiet) as progress:
         res = run_backtest(history, specs, cfg, volume_ids=ids, progress=progress)
     meta = {

@@ -4,8 +4,9 @@ No leakage: at each origin `o` a forecaster is fitted (when a refit is due) and 
 predict on a *copy* of the first `o` steps only; the actual future is read afterwards.
 Origins are spread evenly over the part of the series after `train_days` (so they fall at
 different times of day) and leave room for the longest horizon. Models are fitted at
-the first origin and refitted every `retrain_hours` of simulated time (the LSTM then
-warm-starts), as `ForecastService` would.
+the first origin and refitted every `retrain_hours` of simulated time, as `ForecastService`
+would: the LSTM then warm-starts (a few epochs of fine-tuning from its weights on the data
+up to that origin, not a fit from scratch), and `timing` counts its warm fits and epochs.
 
 Metrics (see `forecasters.metrics`), per forecaster, volume and target: MAE and sMAPE at
 horizon steps (e.g. 5 min, 1 h, 6 h, 24 h) and for the mean load over the next 1 h and 6 h;
@@ -19,6 +20,7 @@ forecast labels against labels of the actual future (same rule, same origin base
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,9 +133,26 @@ def build(spec: str, history: LoadHistory, rule: BurstRule):
     return label, (f if calib is None else calibrate(f, {**calib, "rule": rule}, ""))
 
 
+def _trained(f):
+    """The model that trains in epochs (it has `on_epoch`), also inside a calibration wrapper; else None."""
+    for m in (f, getattr(f, "model", None)):
+        if m is not None and hasattr(m, "on_epoch"):
+            return m
+    return None
+
+
 def run_backtest(
-    history: LoadHistory, specs: list[str], cfg: BacktestConfig | None = None, volume_ids: list[str] | None = None, progress=None
+    history: LoadHistory,
+    specs: list[str],
+    cfg: BacktestConfig | None = None,
+    volume_ids: list[str] | None = None,
+    progress: Callable[[str, int, int, str], None] | None = None,
 ) -> BacktestResult:
+    """Backtest every spec (the daily seasonal naive baseline added) over the same origins.
+
+    `progress(label, origins done, origins, note)` is called as each forecaster starts, while
+    a model trains (the note says which epoch) and after each origin.
+    """
     cfg = cfg or BacktestConfig()
     step_s = history.step_s
     H = steps(cfg.horizon_s, step_s)
@@ -155,23 +174,35 @@ def run_backtest(
         mean = np.empty((len(origins), V, H, 2), np.float32)
         upper = np.empty_like(mean)
         labels = np.empty((len(origins), V, H), np.int8)
-        fit_s, pred_s, n_fits, last_fit, quantile = 0.0, [], 0, None, float("nan")
+        fit_s, pred_s, n_fits, warm_fits, epochs, last_fit, quantile = 0.0, [], 0, 0, 0, None, float("nan")
+        trained = _trained(f)
+        if progress:
+            progress(label, 0, len(origins), "")
         for i, o in enumerate(origins):
             h = head(history, int(o))
             if last_fit is None or (retrain_steps is not None and o - last_fit >= retrain_steps):
+                if progress and trained is not None:
+                    trained.on_epoch = lambda e, n, i=i, label=label: progress(label, i, len(origins), f"fit epoch {e}/{n}")
                 t0 = time.perf_counter()
                 f.fit(h)
                 fit_s += time.perf_counter() - t0
                 n_fits += 1
                 last_fit = o
+                info = getattr(trained, "last_fit", None) or {}
+                warm_fits += int(bool(info.get("warm", 0)))
+                epochs += int(info.get("epochs", 0))
             t0 = time.perf_counter()
             fc = f.predict(h, H)
             pred_s.append(time.perf_counter() - t0)
             mean[i], upper[i], labels[i], quantile = fc.mean, fc.upper, fc.labels, fc.quantile
             if progress:
-                progress(label, i + 1, len(origins))
+                progress(label, i + 1, len(origins), "")
+        if trained is not None:
+            trained.on_epoch = None
         res.mean[label], res.upper[label], res.labels[label] = mean, upper, labels
         res.timing[label] = {"fit_s": fit_s, "fits": n_fits, "predict_ms": 1e3 * float(np.mean(pred_s))}
+        if trained is not None:  # a trained model: how many fits warm-started, epochs over all fits
+            res.timing[label].update({"warm_fits": warm_fits, "epochs": epochs})
         res.quantile[label] = quantile
     res.metrics = volume_metrics(res)
     res.summary = summarize(res)

@@ -36,7 +36,10 @@ volumes within 5 points of the nominal quantile.
 
 Every fit, fallback switch and timing is appended to `events`; `summary()` gives totals for
 a run's results. When no retrain is due an update costs one model prediction, one
-seasonal-naive prediction and O(volumes) bookkeeping.
+seasonal-naive prediction and O(volumes) bookkeeping; an update whose origin has not moved a
+history step since the last one returns the last forecast. A scheduled or drift retrain of a
+fitted model warm-starts (the LSTM fine-tunes for a few epochs on its last days from its
+current weights, a fraction of a first fit's cost); each fit event records whether it was warm.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from __future__ import annotations
 import copy
 import time
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -152,6 +155,27 @@ class _Joined:
 _HISTORY_COLUMNS = ("iops", "mbps", "cpu_pct", "mem_pct", "net_mbps")
 
 
+def same_state(a: object, b: object) -> bool:
+    """Whether two forecasters are of one class with equal settings and fitted state (plain values
+    and arrays only: anything else, a random generator or a network, is never taken as equal)."""
+    if type(a) is not type(b) or not hasattr(a, "__dict__") or vars(a).keys() != vars(b).keys():
+        return False
+    for k, x in vars(a).items():
+        y = vars(b)[k]
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype and np.array_equal(x, y)):
+                return False
+        elif not (isinstance(x, (str, int, float, bool, type(None))) or _frozen(x)) or x != y:
+            return False
+    return True
+
+
+def _frozen(x: object) -> bool:
+    """A frozen dataclass of plain values (a burst rule)."""
+    params = getattr(type(x), "__dataclass_params__", None)
+    return params is not None and params.frozen
+
+
 class ForecastService:
     def __init__(
         self,
@@ -182,6 +206,8 @@ class ForecastService:
         self._good: Forecaster | None = None
         self._scores = {"model": _Scores(self.policy.error_window), "good": _Scores(self.policy.error_window)}
         self._pending: deque[tuple[int, np.ndarray, np.ndarray | None, np.ndarray]] = deque()
+        self._served: tuple[tuple[int, float], Forecast] | None = None  # (origin, forecast) of the last update
+        self.cached = 0  # updates answered with the last forecast (same origin)
 
     @property
     def name(self) -> str:
@@ -195,6 +221,9 @@ class ForecastService:
         if self._join is not None:
             history = self._join(history)
         t = history.end_t
+        if self._served is not None and self._served[0] == (history.n_steps, t):
+            self.cached += 1  # the origin has not moved a history step: nothing new to score, fit or predict
+            return self._served[1]
         self._score(history)
         self.coverage.score(history)
         reason = self._retrain_reason(history)
@@ -204,7 +233,7 @@ class ForecastService:
             self.fallback.fit(history)
             self._fallback_fitted = True
         model_fc = self._timed_predict(self.forecaster, history) if self._fitted else None
-        base_fc = self.fallback.predict(history, self.horizon_steps)
+        base_fc = self._fallback_predict(history, model_fc)
         self._choose_mode(t, model_fc is not None)
         served = model_fc
         good_fc = None
@@ -217,6 +246,7 @@ class ForecastService:
             served.model = f"fallback:{getattr(self.fallback, 'name', 'fallback')}"
         self._remember(history, model_fc, good_fc, base_fc)
         self.coverage.record(history, served)
+        self._served = ((history.n_steps, t), served)
         return served
 
     def summary(self) -> dict:
@@ -235,6 +265,13 @@ class ForecastService:
         }
 
     # ------------------------------------------------------------------ internals
+    def _fallback_predict(self, history: LoadHistory, model_fc: Forecast | None) -> Forecast:
+        """The fallback's forecast: a copy of the model's where the fallback is the same model in the
+        same state (seasonal naive served with a seasonal-naive fallback), which would predict the same."""
+        if model_fc is not None and same_state(self.forecaster, self.fallback):
+            return replace(model_fc)
+        return self.fallback.predict(history, self.horizon_steps)
+
     def _timed_predict(self, f: Forecaster, history: LoadHistory) -> Forecast:
         t0 = time.perf_counter()
         fc = f.predict(history, self.horizon_steps)

@@ -276,27 +276,82 @@ def test_lstm_loss_decreases_and_beats_naive():
 
 
 def test_lstm_prediction_fast_path_matches_per_volume_features():
-    """Prediction gathers rows once for all volumes; training gathers per (volume, origin).
-    Both must give the same model inputs, also where the history is too short for all lags."""
+    """Prediction gathers rows once for all volumes; training gathers per (volume, origin) from
+    the history's tables. Both must give the same model inputs, also where the history is too
+    short for all lags."""
     import torch
 
-    from forecasters.lstm import _EPS, _arrays, _median
+    from forecasters.lstm.features import EPS, Sizes, Tables, arrays, batch_inputs, median_small, origin_inputs
 
     for n in (3, 4, 7, 16, 17):
         x = torch.randn(5, n, 3)
-        assert torch.equal(_median(x, 1), x.median(1).values)
+        assert torch.equal(median_small(x, 1), x.median(1).values)
     y = daily_series(6, v=3, noise=0.1, seed=4)
     f = LSTMForecaster(**TINY_LSTM)
+    sz = Sizes.of(f.window_s, f.horizon_s, STEP)
     for n_steps in (int(1.2 * DAY), 4 * DAY, 6 * DAY):  # under `days` days: lags fall back
-        a = _arrays(hist(y[:n_steps]))
+        a = arrays(hist(y[:n_steps]))
         v, t = torch.arange(3), torch.full((3,), n_steps)
-        scale = a.y[-7 * DAY :].mean(0) + _EPS
+        scale = a.y[-7 * DAY :].mean(0) + EPS
+        slow = batch_inputs(a, Tables(a, sz, f.days, n_steps - sz.D), sz, v, t, scale)
         for steps_out in (12, 72):
-            fast = f._features(a, v, t, scale, False, common=True, steps_out=steps_out)
-            slow = f._features(a, v, t, scale, False, common=False, steps_out=steps_out)
+            fast = origin_inputs(a, sz, f.days, scale, steps_out)
             assert fast[2].shape == (3, steps_out, 9, 2)
-            for p, q in zip(fast, slow, strict=True):
-                torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(fast[0], slow[0], rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(fast[1], slow[1], rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(fast[2], slow[2][:, :steps_out], rtol=1e-6, atol=1e-6)
+
+
+def test_lstm_day_candidates_are_the_direct_seasonal_values():
+    """The per-row table equals seasonal naive, the k-day mean / median and the trailing hourly
+    mean one day before, computed directly from the series (and never reads the origin's future)."""
+    import torch
+
+    from forecasters.lstm.features import Sizes, arrays, day_candidates
+
+    y = daily_series(5, v=2, noise=0.3, seed=7)
+    a = arrays(hist(y))
+    sz = Sizes.of(3600.0, 6 * 3600.0, STEP)
+    rows = torch.tensor([3 * DAY + 5, 4 * DAY + 100, 2 * DAY, DAY + 7])  # the last: two days back is before the series
+    got = day_candidates(a, rows, sz, 3).numpy()  # [rows, V, 5, 2]
+    for i, b in enumerate(rows.tolist()):
+        lags = [b - k * DAY if b >= k * DAY else b for k in range(3)]
+        yd = np.stack([y[r] for r in lags])  # [3, V] MB/s
+        hour = np.stack([y[max(0, r - 11) : r + 1].mean(0) for r in lags])
+        np.testing.assert_allclose(got[i, :, 0, 1], y[b], rtol=1e-5)
+        np.testing.assert_allclose(got[i, :, 1, 1], yd.mean(0), rtol=1e-5)
+        np.testing.assert_allclose(got[i, :, 2, 1], np.median(yd, 0), rtol=1e-5)
+        np.testing.assert_allclose(got[i, :, 3, 1], hour[0], rtol=1e-5)
+        np.testing.assert_allclose(got[i, :, 4, 1], np.median(hour, 0), rtol=1e-5)
+
+
+def test_lstm_warm_started_backtest_is_deterministic_and_fine_tunes():
+    """Refits across origins warm-start (fewer epochs from the kept weights), and the same seed
+    gives the same forecasts."""
+    y = daily_series(9, v=3, noise=0.1, seed=5)
+    h = hist(y, ["database", "vm", "fileserver"])
+    spec = "lstm:" + ":".join(f"{k}={v}" for k, v in {**TINY_LSTM, "epochs": 3, "warm_epochs": 1, "samples_per_epoch": 256}.items())
+    cfg = BacktestConfig(horizon_s=6 * 3600.0, n_origins=4, train_days=5.0, retrain_hours=18.0)
+    seen: list[tuple[int, str]] = []
+    a = run_backtest(h, [spec], cfg, progress=lambda label, i, n, note: seen.append((i, note)))
+    b = run_backtest(h, [spec], cfg)
+    t = a.timing[spec]
+    assert t["fits"] >= 3 and t["warm_fits"] == t["fits"] - 1
+    assert t["epochs"] == 3 + 1 * t["warm_fits"]  # the first fit in full, the others fine-tune
+    assert ("fit epoch 3/3" in [n for _, n in seen]) and ("fit epoch 1/1" in [n for _, n in seen])
+    assert np.array_equal(a.mean[spec], b.mean[spec]) and np.array_equal(a.upper[spec], b.upper[spec])
+    cold = run_backtest(h, [spec + ":warm_start=false"], cfg).timing[spec + ":warm_start=false"]
+    assert cold["warm_fits"] == 0 and cold["epochs"] == 3 * cold["fits"]
+
+
+def test_service_returns_the_last_forecast_while_the_origin_stays():
+    y = daily_series(3, v=2)
+    svc = ForecastService("trailing_mean", 12, RetrainPolicy(every_hours=6, min_history_hours=12))
+    h = head(hist(y), 2 * DAY)
+    first = svc.update(h)
+    assert svc.update(h) is first and svc.cached == 1
+    nxt = svc.update(head(hist(y), 2 * DAY + 1))
+    assert nxt is not first and nxt.origin_t > first.origin_t
 
 
 # ----------------------------------------------------------------------------- retraining service

@@ -105,3 +105,10 @@ def test_tune_on_full_disk_leaves_no_half_written_study(tmp_path, tmpfs):
     proc = piop("tune", spec, "--out", full, "-q")
     assert_one_line_error(proc, "tiny-fixed.db", "disk is full")
     assert not list(full.rglob("*.db")) and leftovers(full) == []
+
+
+def test_backtest_on_read_only_disk_fails_before_the_work(tmp_path, tmpfs):
+    ro = tmpfs("ro", "ro")
+    proc = piop("forecast", "backtest", "--synthetic", "vm", "--count", "2", "-f", "naive", "--out", ro, "-q")
+    # found by the check before the backtest (which says "cannot write there"), not by the first write after it
+    assert_one_line_error(proc, str(ro), "cannot write there", "read-only")
