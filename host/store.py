@@ -31,6 +31,7 @@ from pathlib import Path
 
 from common.atomic import os_reason
 from common.errors import UserError
+from common.sqlitetx import immediate
 
 FORMAT = "piop-store"
 VERSION = 1
@@ -226,15 +227,8 @@ class Store:
         self.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(n)
 
-    @contextlib.contextmanager
     def _tx(self):
-        self.con.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
+        return immediate(self.con)
 
     # -- reading ----------------------------------------------------------------------
     def state(self) -> dict:

@@ -16,7 +16,6 @@ period, a file recognised by `meta.format`, never by its name.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import time
@@ -27,6 +26,7 @@ from common.atomic import os_reason
 from common.errors import UserError
 from common.jsonable import jsonable
 from common.locks import HeldLock, try_lock
+from common.sqlitetx import immediate
 
 FORMAT = "piop-agent"
 VERSION = 1
@@ -161,16 +161,9 @@ class AgentState:
             self._lock.release()
             self._lock = None
 
-    @contextlib.contextmanager
     def tx(self):
         """One transaction (a period's writes commit together or not at all)."""
-        self.con.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
+        return immediate(self.con)
 
     # -- meta -------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:

@@ -123,14 +123,7 @@ def _relax_fused(p: PredictiveParams, dist, pred, first, wj, s_t, rs, cg, over, 
         np.logical_not(bad, out=bad)
         np.copyto(c, np.inf, where=bad)
         c += dist[:, :j2]
-        i = c.argmin(axis=1)
-        v = c[rows, i]
-        better = v < dist[:, j2]
-        if better.any():
-            b = np.flatnonzero(better)
-            dist[b, j2] = v[b]
-            pred[b, j2] = i[b]
-            first[b, j2] = first[b, i[b]]
+        _improve(c, j2, rows, dist, pred, first)
 
 
 def _relax_fixed_point(init: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,13 +194,17 @@ def _shortest_paths(p: PredictiveParams, first_cost, wj, s_t, r_start, cpb, rpo_
         return _relax_fixed_point(dist, dense)
     for j2 in range(1, m):
         o, w = off[j2], width[j2]
-        c = dist[:, :w] + hops[:, o : o + w]
-        i = c.argmin(axis=1)
-        v = c[rows, i]
-        better = v < dist[:, j2]
-        if better.any():
-            b = np.flatnonzero(better)
-            dist[b, j2] = v[b]
-            pred[b, j2] = i[b]
-            first[b, j2] = first[b, i[b]]
+        _improve(dist[:, :w] + hops[:, o : o + w], j2, rows, dist, pred, first)
     return dist, pred, first
+
+
+def _improve(c: np.ndarray, j2: int, rows: np.ndarray, dist: np.ndarray, pred: np.ndarray, first: np.ndarray) -> None:
+    """Node `j2` takes the cheapest hop into it (`c[:, i]`: reached from node i) where that beats its own cost."""
+    i = c.argmin(axis=1)
+    v = c[rows, i]
+    better = v < dist[:, j2]
+    if better.any():
+        b = np.flatnonzero(better)
+        dist[b, j2] = v[b]
+        pred[b, j2] = i[b]
+        first[b, j2] = first[b, i[b]]
