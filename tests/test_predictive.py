@@ -365,6 +365,46 @@ def test_full_when_the_differential_would_be_as_large():
     assert all("differential too large" in a.reason or "RTO" in a.reason for a in fulls)
 
 
+def test_a_calendar_full_no_window_fits_is_taken_once_overdue_not_skipped():
+    # steady load that holds a backup to 50 MB/s at the threshold: a 100 GB full needs 33 min, 50 with the
+    # planning's safety factor, and the 1 h RPO leaves no window that long (less its margin and the next
+    # incremental), so a full due by the calendar never "fits"; once overdue it is forced (the RPO's rate)
+    load = constant(count=1, tick_s=10.0, read_iops=5_600, write_iops=2_400, read_mbps=140, write_mbps=60)
+    spec = make_spec(n=1, hours=8, used_gb=100.0, rpo_h=1.0, rto_h=48.0)
+    fulls = {}
+    for late in (None, 1.0):
+        r, sched = run(spec, load, forecasts=TrueFuture(load, upper=1.0), full_every_h=2.0, full_early_h=0.0, full_late_h=late)
+        fulls[late] = [(t, a) for t, a, _, _ in starts(sched) if a.kind == BackupKind.FULL]
+        assert r.fleet["rpo_compliance_pct"] == 100.0
+    assert fulls[None] == []  # without the rule the due full waits for a window for ever
+    assert fulls[1.0], "an overdue calendar full must be taken"
+    t, a = fulls[1.0][0]
+    assert 3.0 * 3600 <= t < 3.0 * 3600 + 2 * STEP  # due at 2 h, overdue 1 h later: taken then
+    assert "full overdue" in a.reason and "1.0 h past due" in a.reason and a.forced
+    with pytest.raises(ValueError, match="full_late_h"):
+        PredictiveParams(full_late_h=-1.0)
+
+
+@pytest.mark.parametrize("late_h", [0.25, 0.75])
+def test_an_overdue_full_never_costs_the_rpo(late_h):
+    # a virtual disk (60 MB/s) whose 1.5 h RPO a 100 GB full fits only from a fresh restore point, at the
+    # device's rate: the overdue full follows an incremental started for it; where the device cannot
+    # move the full within any RPO (heavier load), it is not taken at all: RPO first
+    vols = (VolumeSpec("v0", VDISK, 100e9, 1.5 * 3600, 48 * 3600),)
+    spec = SimSpec(vols, TIERS, duration_s=8 * 3600, impact_threshold=THRESHOLD)
+    for mbps, taken in ((20.0, True), (40.0, False)):
+        load = constant(
+            count=1, tick_s=10.0, read_iops=350 * mbps / 20, write_iops=150 * mbps / 20, read_mbps=0.7 * mbps, write_mbps=0.3 * mbps
+        )
+        r, sched = run(spec, load, forecasts=TrueFuture(load, upper=1.0), full_every_h=2.0, full_early_h=0.0, full_late_h=late_h)
+        assert r.fleet["rpo_compliance_pct"] == 100.0
+        fulls = [(t, age) for t, a, age, _ in starts(sched) if a.kind == BackupKind.FULL]
+        assert bool(fulls) == taken
+        if taken:
+            assert all(age < 0.1 * 3600 for _, age in fulls)  # right after a fresh restore point
+            assert fulls[0][0] >= (2.0 + late_h) * 3600 - STEP
+
+
 # ----------------------------------------------------------------------------- safety
 
 

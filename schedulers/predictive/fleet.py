@@ -92,7 +92,9 @@ class SaturationLog:
         #: starts the RPO needed now; rounds an urgent volume waited for a slot; early fulls or differentials
         #: the schedule had no room for; starts taken instead of a calendar full (deferred) or of an RTO-driven
         #: full or differential (a smaller kind while the RTO holds)
-        self.counts = dict.fromkeys(("urgent_starts", "held_for_slots", "optional_refused", "fulls_deferred", "kinds_split"), 0)
+        self.counts = dict.fromkeys(
+            ("urgent_starts", "held_for_slots", "optional_refused", "fulls_deferred", "fulls_overdue", "kinds_split"), 0
+        )
 
     def note(self, st: FleetState) -> None:
         self.tight_rounds += int(st.tight)

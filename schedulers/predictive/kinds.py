@@ -4,7 +4,9 @@ Incremental by default; differential when the incremental would push the RTO est
 above `rto_margin` x RTO (or the chain is `max_chain` long); full when the differential
 would too, when it would hold `full_diff_frac` of the volume, or every `full_every_h`
 hours (a "soft" full: it may start up to `full_early_h` early in a quiet window and
-otherwise waits for the cheapest window the RPO deadline allows). RTO estimates add the
+otherwise waits for the cheapest window the RPO deadline allows; one still not taken
+`full_late_h` after it was due goes at the rate its deadline needs, so a full too long
+for any window at the planned rates is not skipped for ever). RTO estimates add the
 run's per-restore-point overhead (`ctx.restore_overhead_s`), as the environment does.
 
 While the fleet is tight (its earliest-deadline-first schedule misses a deadline: RPO
@@ -102,6 +104,7 @@ class KindChoice:
     lim: np.ndarray  # rto_margin x RTO
     deferred: np.ndarray  # a calendar full due, deferred: the fleet is tight
     split: np.ndarray  # an RTO-driven full (or differential) made smaller while the fleet is tight
+    overdue: np.ndarray  # a soft full `full_late_h` past due: taken at the rate its deadline needs where one fits
 
 
 def full_restore_s(used: np.ndarray, restore_mbps: float, overhead_s: float) -> np.ndarray:
@@ -146,8 +149,12 @@ class KindChooser:
         need_diff = (after_incr > lim) | chain_long
         need_full = no_chain | (need_diff & ((after_diff > lim) | (diff >= p.full_diff_frac * used)))
         soft_full = np.zeros(vols.size, bool)
+        overdue = np.zeros(vols.size, bool)
         if p.full_every_h is not None:
-            soft_full = ~need_full & (ctx.t - ctx.last_full_t[vols] >= (p.full_every_h - p.full_early_h) * HOUR_S)
+            age = ctx.t - ctx.last_full_t[vols]
+            soft_full = ~need_full & (age >= (p.full_every_h - p.full_early_h) * HOUR_S)
+            if p.full_late_h is not None and not tight:  # waited its grace for a window (RPO first keeps deferring)
+                overdue = soft_full & (age >= (p.full_every_h + p.full_late_h) * HOUR_S)
         deferred = soft_full & tight
         split = np.zeros(vols.size, bool)
         if tight:
@@ -160,7 +167,7 @@ class KindChooser:
             need_diff = (need_diff | to_diff) & ~to_incr
         kind = np.where(need_full, FULL, np.where(need_diff, DIFF, INCR))
         rto_after = np.where(kind == FULL, full_restore_s(used, bulk, overhead), np.where(kind == DIFF, after_diff, after_incr))
-        return KindChoice(kind, soft_full, rto_after, after_incr, lim, deferred, split)
+        return KindChoice(kind, soft_full, rto_after, after_incr, lim, deferred, split, overdue)
 
     @staticmethod
     def full_early(p: PredictiveParams, ctx: DecisionContext, vols: np.ndarray) -> np.ndarray:

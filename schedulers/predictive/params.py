@@ -51,6 +51,9 @@ class PredictiveParams:
     What:
         full_every_h: a full is due this long after the last one; None = only when RTO needs one. Default 168.
         full_early_h: a due full may start up to this much early, in a quiet window. Default 24.
+        full_late_h: a full due by `full_every_h` that no window fitted is taken this long after it was due
+            (a full, at the rates its RPO deadline needs), unless the fleet's tiers are short of capacity (RPO
+            first); None = it waits for a window for ever. Default 24.
         full_quiet_ratio: an early full needs a window costing (per GB) at most this x the horizon median. Default 0.5.
         full_diff_frac: take a full instead of a differential this large (fraction of used bytes). Default 0.5.
         rto_margin: keep the predicted RTO estimate under this fraction of the RTO. Default 0.9.
@@ -107,6 +110,7 @@ class PredictiveParams:
     growth_memory: float = 0.995
     full_every_h: float | None = 168.0
     full_early_h: float = 24.0
+    full_late_h: float | None = 24.0
     full_quiet_ratio: float = 0.5
     full_diff_frac: float = 0.5
     rto_margin: float = 0.9
@@ -143,6 +147,8 @@ class PredictiveParams:
                 raise ValueError(f"predictive: {name} must be > 0, got {getattr(self, name)}")
         if self.queue_per_tier < 0:
             raise ValueError(f"predictive: queue_per_tier must be >= 0, got {self.queue_per_tier}")
+        if self.full_late_h is not None and not self.full_late_h >= 0:
+            raise ValueError(f"predictive: full_late_h must be >= 0 or None, got {self.full_late_h}")
         if self.impact_threshold is not None and self.impact_threshold <= 0:
             raise ValueError("predictive: impact_threshold must be > 0")
         if not 0 < self.full_slots_frac <= 1:

@@ -46,6 +46,12 @@ def kind(
     return f"differential too large or RTO est {after_incr / HOUR_S:.2f} h > {lim / HOUR_S:.2f} h"
 
 
+def overdue_full(full_every_h: float, since_full_s: float, full_late_h: float) -> str:
+    """Why a calendar full starts now although no window fitted it."""
+    late = since_full_s / HOUR_S - full_every_h
+    return f"full overdue: due every {full_every_h:g} h, now {late:.1f} h past due (no window fitted it within {full_late_h:g} h)"
+
+
 def configured_tier(name: str) -> str:
     return f"tier {name} (configured)"
 

@@ -306,13 +306,16 @@ class PredictiveScheduler(BaseScheduler):
             tail_s=tail,
         )
         room = load.full_room() > 0
-        take = fplan.feasible_any & room
+        # overdue, no window at the planned rates: now, at the rate its deadline needs, where the device gives that
+        forced = ch.overdue[sel] & ~fplan.feasible_any & (fplan.max_rate >= fplan.need_rate) & (room and not view.tight)
+        fplan.start_now[forced], fplan.forced[forced] = True, True
+        take = (fplan.feasible_any | forced) & room
         for q in np.flatnonzero(take).tolist():
-            rate = float(max(fplan.rate_now[q], p.min_rate_mbps))
+            rate = float(max(fplan.need_rate[q] if forced[q] else fplan.rate_now[q], p.min_rate_mbps))
             take[q] = view.admits(float(fplan.slot_s[q]), float(used[sel[q]]), rate) if fplan.start_now[q] else not view.tight
         ch.deferred[sel[fplan.feasible_any & ~take]] = True
         # a full whose window is now, but which only a fresh restore point leaves time for: an incremental first
-        late = np.flatnonzero(~fplan.feasible_any & (ctx.rp_age_s[vols[sel]] >= 2 * ctx.tick_s))
+        late = np.flatnonzero(~fplan.feasible_any & ~forced & (ctx.rp_age_s[vols[sel]] >= 2 * ctx.tick_s))
         if late.size and room and not view.tight:
             fresh = plan_windows(
                 p,
@@ -328,7 +331,8 @@ class PredictiveScheduler(BaseScheduler):
                 tail_s=tail[late],
                 snap_t=np.full(late.size, ctx.t),
             )
-            first = sel[late[fresh.start_now & fresh.feasible_any]]
+            fits = (fresh.start_now & fresh.feasible_any) | (ch.overdue[sel[late]] & (fresh.max_rate >= fresh.need_rate))
+            first = sel[late[fits]]
             plan.start_now[first] = True
             self._first[first] = True
         ch.soft_full[sel[~take]] = False  # the usual kind, for now
@@ -374,6 +378,9 @@ class PredictiveScheduler(BaseScheduler):
         what = reasons.kind(
             k, ctx.volumes.rto_s[v], ctx.rto_estimate_s[v], ch.rto_after[j], ch.after_incr[j], ch.lim[j], ch.soft_full[j], p.full_every_h
         )
+        if ch.overdue[j] and k == BackupKind.FULL and plan.forced[j]:
+            what = reasons.overdue_full(p.full_every_h, ctx.t - ctx.last_full_t[v], p.full_late_h)
+            self._fleet.log.counts["fulls_overdue"] += 1
         if ch.deferred[j]:
             what += f"; full due (every {p.full_every_h:g} h) deferred: no capacity to spare for it"
             self._fleet.log.counts["fulls_deferred"] += 1
