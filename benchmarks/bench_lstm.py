@@ -19,6 +19,8 @@ for every source tree given, so an earlier version is measured in the same run a
 - `backtest`: `piop forecast backtest`'s work on the 40 most active Bitbrains VMs (July 2013,
   default origins) with naive, seasonal naive and the LSTM: wall time and accuracy,
 - `predict`: prediction latency, 1,000 volumes x 72 steps,
+- `labels`: the burst rule's baseline (`thresholds`, one day x 1,000 volumes) and labelling one
+  such forecast (`label_forecast`), which every simulated step does,
 - `sim`: the forecasting of a predictive run in the shape of experiments/configs/bitbrains.yaml
   (40 VMs, 336 h seen before, one update per 5-min step over 192 h, retrain every 24 h):
   seconds spent, fits, and the served forecasts' accuracy.
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument(
-        "--cases", default="", help="predict,backtest,sim: the user-facing cases (lstm_cases.py) instead of the synthetic figures"
+        "--cases", default="", help="predict,labels,backtest,sim: the user-facing cases (lstm_cases.py) instead of the synthetic figures"
     )
     ap.add_argument("--trees", default=".", help="source trees to measure the cases in, in order (e.g. an old copy, then .)")
     ap.add_argument("--sim-hours", default="192", help="simulated hours of the sim case, one per tree or one for all")

@@ -59,6 +59,31 @@ def case_predict(seed: int, repeats: int = 30) -> dict:
     return out
 
 
+def case_labels(seed: int, repeats: int = 40) -> dict:
+    """Median latency of the burst rule's baseline (`thresholds` on a one-day window [288, 1000, 2],
+    float64 holding float32 values, as `targets` reads the simulator's histories) and of labelling
+    one 1,000-volume x 72-step forecast (`label_forecast`), which every simulated step does."""
+    import numpy as np
+    from bench_lstm import head, synthetic_history, widen
+
+    from forecasters.classify import label_forecast, thresholds
+    from forecasters.series import targets
+
+    h = widen(head(synthetic_history(30, 2.0, seed), 288), 1000, seed)
+    window = targets(h)
+    mean = np.random.default_rng(seed).lognormal(2.0, 1.5, (1000, 72, 2))
+    out = {}
+    for name, fn in (("thresholds_ms", lambda: thresholds(window)), ("label_forecast_ms", lambda: label_forecast(h, mean))):
+        fn()
+        lat = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            lat.append(time.perf_counter() - t0)
+        out[name] = 1e3 * statistics.median(lat)
+    return out
+
+
 def case_backtest(traces: str | None, seed: int) -> dict:
     """`piop forecast backtest .../2013-7 --top 40 -f naive,seasonal_naive,lstm` (default settings)."""
     from forecasters.backtest import BacktestConfig, run_backtest
@@ -190,7 +215,7 @@ def _show(v) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--worker", required=True, choices=("predict", "backtest", "sim"))
+    ap.add_argument("--worker", required=True, choices=("predict", "labels", "backtest", "sim"))
     ap.add_argument("--tree", default=str(REPO))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sim-hours", type=float, default=192.0)
@@ -204,11 +229,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.worker == "predict":
         r = case_predict(a.seed)
+    elif a.worker == "labels":
+        r = case_labels(a.seed)
     elif a.worker == "backtest":
         r = case_backtest(a.traces, a.seed)
     else:
         r = case_sim(a.traces, a.seed, a.sim_hours)
-    r["lstm_module"] = sys.modules["forecasters.lstm"].__file__  # which tree's model ran
+    module = "forecasters.classify" if a.worker == "labels" else "forecasters.lstm"
+    r[module.split(".")[1] + "_module"] = sys.modules[module].__file__  # which tree's code ran
     print(json.dumps(r, default=str))
     return 0
 

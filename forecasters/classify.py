@@ -51,41 +51,134 @@ DEFAULT_RULE = BurstRule()
 
 def thresholds(y_window: np.ndarray, rule: BurstRule | None = None) -> np.ndarray:
     """High-load thresholds `[V, 2]` from a trailing window `[n, V, 2]` of observations."""
-    rule = rule or DEFAULT_RULE
     if y_window.shape[0] == 0:
         return np.full(y_window.shape[1:], np.inf)
-    med = np.median(y_window, axis=0)
-    mad = np.median(np.abs(y_window - med), axis=0) * 1.4826
+    med, mad = median_mad(y_window)
+    return _thresholds(med, mad, rule)
+
+
+def _thresholds(med: np.ndarray, mad: np.ndarray, rule: BurstRule | None) -> np.ndarray:
+    rule = rule or DEFAULT_RULE
+    mad = mad * 1.4826
     return med + np.maximum(np.maximum(rule.k * mad, rule.min_rel * med), rule.abs_floor)
+
+
+def median_mad(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.median(y, 0)` and `np.median(|y - median|, 0)` of a non-empty `y` `[n, ...]`: the same numbers
+    (a zero median may differ in sign, as np.median's own does between memory layouts), faster.
+
+    Every simulated step labels a forecast, so this runs for every volume at every step (see
+    `sorted_median_mad`). Non-float64 input takes `np.median` itself.
+    """
+    n = y.shape[0]
+    if y.dtype != np.float64:
+        med, mad = _median_mad_ref(np.ascontiguousarray(y.reshape(n, -1).T))
+    else:
+        y2 = y.reshape(n, -1)
+        with np.errstate(over="ignore"):
+            lanes = y2.T.astype(np.float32, order="C")
+        # every value a float32 (the histories' own type): sort half the bytes, in the same order
+        med, mad = sorted_median_mad(lanes if np.array_equal(lanes.T, y2) else y2.T.copy())
+    return med.reshape(y.shape[1:]), mad.reshape(y.shape[1:])
+
+
+def sorted_median_mad(lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`median_mad` of the float64 values of each row of `lanes` `[L, n]` (float32 or float64,
+    sorted in place).
+
+    The median is the middle of the sorted row; the absolute deviations are two sorted runs
+    (falling left of the middle, rising right of it), so their median is a selection between
+    the two runs (a binary search per row), not a second sort. Rows with NaN or infinity take
+    `np.median` itself.
+    """
+    s = lanes
+    s.sort(axis=-1)
+    n = s.shape[1]
+    h = n // 2
+    with np.errstate(invalid="ignore"):  # rows with infinities are redone below
+        mid = s[:, h].astype(np.float64)  # float32 values are read as the float64 they are
+        med = (s[:, h - 1].astype(np.float64) + mid) / 2 if n % 2 == 0 else mid
+        mad = _deviation_median(s, med)
+    bad = ~(np.isfinite(s[:, 0]) & np.isfinite(s[:, -1]))  # NaN sorts last, infinities to the ends
+    if bad.any():
+        med[bad], mad[bad] = _median_mad_ref(s[bad].astype(np.float64))
+    return med, mad
+
+
+def _median_mad_ref(lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    med = np.median(lanes, axis=-1)
+    return med, np.median(np.abs(lanes - med[:, None]), axis=-1)
+
+
+def _deviation_median(s: np.ndarray, med: np.ndarray) -> np.ndarray:
+    """Median of `|s - med|` in float64 per row of the sorted `s` `[L, n]` (`med` its median).
+
+    Left of column h = n // 2 the deviations fall (A, read right to left), from h on they rise
+    (B). The h smallest deviations are A's first i and B's first h - i for the i where A's next
+    is not below B's last taken; the median reads the largest taken and the smallest not taken.
+    """
+    n = s.shape[1]
+    h = n // 2
+
+    flat = s.ravel()
+    first = np.arange(s.shape[0]) * n
+
+    def dev(col: np.ndarray) -> np.ndarray:
+        return np.abs(flat[first + np.minimum(np.maximum(col, 0), n - 1)].astype(np.float64) - med)
+
+    lo = np.zeros(s.shape[0], np.intp)
+    hi = np.full(s.shape[0], h, np.intp)
+    while True:
+        active = lo < hi
+        if not active.any():
+            break
+        mid = (lo + hi) // 2
+        more = dev(h - 1 - mid) < dev(2 * h - 1 - mid)  # A[mid] < B[h - mid - 1]: take more of A
+        lo = np.where(active & more, mid + 1, lo)
+        hi = np.where(active & ~more, mid, hi)
+    i = lo
+    inf = np.inf
+    upper = np.minimum(np.where(i < h, dev(h - 1 - i), inf), np.where(2 * h - i < n, dev(2 * h - i), inf))
+    if n % 2:
+        return upper
+    lower = np.maximum(np.where(i >= 1, dev(h - i), -inf), np.where(h - i >= 1, dev(2 * h - 1 - i), -inf))
+    return (lower + upper) / 2
 
 
 def high_mask(values: np.ndarray, thr: np.ndarray) -> np.ndarray:
     """`values` `[..., V, 2]` against `thr` `[V, 2]`: high when either target is above."""
-    return np.any(values > thr, axis=-1)
+    return (values[..., 0] > thr[:, 0]) | (values[..., 1] > thr[:, 1])
 
 
 def runs_to_labels(high: np.ndarray, sustained_steps: int) -> np.ndarray:
     """Label runs of True along axis 0 of `high` `[N, V]`: burst if shorter than `sustained_steps`."""
     n, v = high.shape
     # one long 1-D sequence per volume, separated by a False so runs never join volumes
-    flat = np.concatenate([high.T, np.zeros((v, 1), bool)], axis=1).ravel()
-    prev = np.concatenate([[False], flat[:-1]])
-    run_id = np.cumsum(flat & ~prev) * flat
-    lengths = np.bincount(run_id)
-    length_at = lengths[run_id]
-    lab = np.where(flat, np.where(length_at >= sustained_steps, LoadLabel.SUSTAINED, LoadLabel.BURST), LoadLabel.NORMAL)
-    return lab.reshape(v, n + 1)[:, :n].T.astype(np.int8)
+    flat = np.zeros((v, n + 1), bool)
+    flat[:, :n] = high.T
+    flat = flat.ravel()
+    prev = np.empty_like(flat)
+    prev[:1] = False
+    prev[1:] = flat[:-1]
+    run_id = np.cumsum(flat & ~prev, dtype=np.int32 if flat.size < 2**31 else np.int64)
+    run_id *= flat
+    length_at = np.bincount(run_id).astype(np.int32)[run_id]
+    code = np.where(length_at >= sustained_steps, np.int8(LoadLabel.SUSTAINED), np.int8(LoadLabel.BURST))
+    return np.where(flat, code, np.int8(LoadLabel.NORMAL)).reshape(v, n + 1)[:, :n].T.astype(np.int8)
 
 
 def label_future(y_hist: np.ndarray, future: np.ndarray, step_s: float, rule: BurstRule | None = None) -> np.ndarray:
     """Labels `[V, H]` for a future `[V, H, 2]` (forecast or actual) after history `y_hist` `[T, V, 2]`."""
     rule = rule or DEFAULT_RULE
-    v, h = future.shape[0], future.shape[1]
     if y_hist.shape[0] == 0:
-        return np.zeros((v, h), np.int8)
+        return np.zeros(future.shape[:2], np.int8)
     thr = thresholds(y_hist[-steps(rule.baseline_s, step_s) :], rule)
+    return _label_runs(thr, y_hist[-steps(rule.sustained_s, step_s) :], future, step_s, rule)
+
+
+def _label_runs(thr: np.ndarray, tail: np.ndarray, future: np.ndarray, step_s: float, rule: BurstRule) -> np.ndarray:
+    """Labels of `future` against `thr`, continuing the high runs of the observed `tail` `[<= sus, V, 2]`."""
     sus = steps(rule.sustained_s, step_s)
-    tail = y_hist[-sus:]  # observed steps a run may have started in
     high = np.concatenate([high_mask(tail, thr), high_mask(np.transpose(future, (1, 0, 2)), thr)], axis=0)
     return runs_to_labels(high, sus)[tail.shape[0] :].T.copy()
 
@@ -95,8 +188,20 @@ def label_forecast(history: LoadHistory, mean: np.ndarray, rule: BurstRule | Non
     rule = rule or DEFAULT_RULE
     if not history.n_steps:
         return np.zeros(mean.shape[:2], np.int8)
-    need = max(steps(rule.baseline_s, history.step_s), steps(rule.sustained_s, history.step_s))
-    return label_future(targets(history.tail(need)), mean, history.step_s, rule)
+    step_s = history.step_s
+    w, sus = steps(rule.baseline_s, step_s), steps(rule.sustained_s, step_s)
+    if not (history.iops.dtype == history.mbps.dtype == np.float32):
+        return label_future(targets(history.tail(max(w, sus))), mean, step_s, rule)
+    # float32 histories (the simulator's): the numbers of `label_future(targets(..))`, read
+    # straight from the history (no float64 [T, V, 2] copy), one row per (target, volume)
+    win = history.tail(w)
+    v, n = win.iops.shape[1], win.n_steps
+    lanes = np.empty((2 * v, n), np.float32)  # rows: iops of each volume, then MB/s
+    lanes[:v], lanes[v:] = win.iops.T, win.mbps.T
+    med, mad = sorted_median_mad(lanes)
+    thr = _thresholds(med.reshape(2, -1).T, mad.reshape(2, -1).T, rule)
+    last = history.tail(sus)
+    return _label_runs(thr, np.stack([last.iops, last.mbps], -1), mean, step_s, rule)
 
 
 def label_series(history: LoadHistory, rule: BurstRule | None = None) -> np.ndarray:

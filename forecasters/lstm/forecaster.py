@@ -170,13 +170,15 @@ class LSTMForecaster:
             need = self._rows_read(sz)
             tail = history.tail(need) if history.n_steps > need else history
             T = tail.n_steps
-            a = arrays(tail, cov_from=max(0, T - sz.W))
+            with torch_threads(1):  # elementwise: the same bits on any number of threads (features.py)
+                a = arrays(tail, cov_from=max(0, T - sz.W))
             scale = a.y[max(0, T - sz.WK) :].mean(0) + EPS  # [V, 2]
             seq, static, cand = origin_inputs(a, sz, self.days, scale, min(H, horizon_steps))
             med, up = self.net(seq, static, cand)
-            s = scale[:, None, :].double()
-            mean = (torch.expm1(med.double().clamp(max=30.0)) * s).numpy()
-            upper = (torch.expm1(up.double().clamp(max=30.0)) * s).numpy()
+            with torch_threads(1):
+                s = scale[:, None, :].double()
+                mean = med.double().clamp_(max=30.0).expm1_().mul_(s).numpy()  # in place on the fresh float64 copies
+                upper = up.double().clamp_(max=30.0).expm1_().mul_(s).numpy()
         if horizon_steps > H:  # beyond the trained horizon: seasonal naive
             extra = self._fallback._point(targets(tail), history.step_s, horizon_steps)[:, H:]
             mean = np.concatenate([mean, extra], 1)
