@@ -281,7 +281,8 @@ def test_lstm_prediction_fast_path_matches_per_volume_features():
     short for all lags."""
     import torch
 
-    from forecasters.lstm.features import EPS, Sizes, Tables, arrays, batch_inputs, median_small, origin_inputs
+    from forecasters.lstm.features import EPS, Sizes, Tables, arrays, batch_inputs, median_small
+    from forecasters.lstm.origin import origin_inputs
 
     for n in (3, 4, 7, 16, 17):
         x = torch.randn(5, n, 3)

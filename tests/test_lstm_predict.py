@@ -11,17 +11,8 @@ import pytest
 import torch
 
 from forecasters.classify import BurstRule, label_forecast, label_future, median_mad, thresholds
-from forecasters.lstm.features import (
-    EPS,
-    Sizes,
-    arrays,
-    day_candidates,
-    day_sum,
-    day_sum_is_torch_order,
-    median_of,
-    median_small,
-    origin_candidates,
-)
+from forecasters.lstm.features import EPS, Sizes, arrays, day_candidates, median_of, median_small
+from forecasters.lstm.origin import day_sum, day_sum_is_torch_order, origin_candidates
 from forecasters.series import steps, targets
 from sim.types import LoadHistory
 

@@ -28,7 +28,8 @@ warm-starts: it continues from the current weights for `warm_epochs` on the last
 `warm_days`. Deterministic under `seed` (fixed seeds, CPU kernels, `threads` threads).
 
 Modules: `features` (inputs, with the per-history tables a training batch gathers from),
-`model` (network and loss), `forecaster` (`LSTMForecaster`: fit, warm start, predict).
+`origin` (the inputs of one prediction, every volume at once), `model` (network and loss),
+`forecaster` (`LSTMForecaster`: fit, warm start, predict).
 """
 
 import forecasters.threads  # noqa: F401  (the OpenMP wait policy, set before torch loads)

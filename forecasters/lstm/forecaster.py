@@ -12,8 +12,9 @@ from torch import nn
 from common.checks import require
 from common.units import DAY_S
 from forecasters.base import FORECASTERS, make_forecast
-from forecasters.lstm.features import EPS, Sizes, Tables, arrays, batch_inputs, origin_inputs
+from forecasters.lstm.features import EPS, Sizes, Tables, arrays, batch_inputs
 from forecasters.lstm.model import Net, quantile_loss
+from forecasters.lstm.origin import origin_inputs
 from forecasters.seasonal import SeasonalNaive
 from forecasters.series import steps, targets
 from forecasters.threads import torch_threads
