@@ -171,7 +171,7 @@ class LSTMForecaster:
             need = self._rows_read(sz)
             tail = history.tail(need) if history.n_steps > need else history
             T = tail.n_steps
-            with torch_threads(1):  # elementwise: the same bits on any number of threads (features.py)
+            with torch_threads(1):  # elementwise: the same bits on any number of threads (lstm/origin.py)
                 a = arrays(tail, cov_from=max(0, T - sz.W))
             scale = a.y[max(0, T - sz.WK) :].mean(0) + EPS  # [V, 2]
             seq, static, cand = origin_inputs(a, sz, self.days, scale, min(H, horizon_steps))

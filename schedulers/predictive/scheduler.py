@@ -306,8 +306,9 @@ class PredictiveScheduler(BaseScheduler):
             tail_s=tail,
         )
         room = load.full_room() > 0
-        # overdue, no window at the planned rates: now, at the rate its deadline needs, where the device gives that
-        forced = ch.overdue[sel] & ~fplan.feasible_any & (fplan.max_rate >= fplan.need_rate) & (room and not view.tight)
+        # overdue (never while the fleet is tight), no window at the planned rates: now, at the rate its deadline
+        # needs, where the device gives that (and, as every full, where a slot is free: `take` below)
+        forced = ch.overdue[sel] & ~fplan.feasible_any & (fplan.max_rate >= fplan.need_rate)
         fplan.start_now[forced], fplan.forced[forced] = True, True
         take = (fplan.feasible_any | forced) & room
         for q in np.flatnonzero(take).tolist():
