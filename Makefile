@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= experiments/configs/default.yaml
 JOBS ?= 2
+# test processes (pytest-xdist, a module to a process); tests of the host's disk take turns (tests/conftest.py)
+TEST_WORKERS ?= 2
 
 .PHONY: run test bench lint clean
 
@@ -23,7 +25,7 @@ run: $(STAMP)
 	$(BIN)/piop report results/$$($(BIN)/python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["name"])' $(CONFIG))
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/piop bench

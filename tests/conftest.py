@@ -10,12 +10,14 @@
 - `decision_context`: one `DecisionContext` taken from such a run while backups run,
   frozen (its arrays copied, its dirty bytes and history evaluated at that moment).
 
-The `slow` marker is registered in `pyproject.toml`; `make test` runs slow tests too.
+The `slow` marker is registered in `pyproject.toml`; `make test` runs slow tests too, on two
+processes (pytest-xdist, a module to a process); the host-disk tests take turns (`host_io_turn`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +31,26 @@ if TYPE_CHECKING:  # imported where used, so a test that needs none of this does
     from sim.types import DecisionContext, LoadHistory
 
 DEFAULT_CONFIG = ROOT / "experiments" / "configs" / "default.yaml"
+
+#: modules whose tests load, measure or drop the cache of this host's disk: with several test
+#: processes (`make test` runs pytest-xdist) they take turns, so one test's fio load or cache
+#: drop never lands in another's measurement
+HOST_IO_MODULES = ("test_agent_host.py", "test_host_calibrate.py", "test_host_record.py")
+
+
+@pytest.fixture(autouse=True)
+def host_io_turn(request, tmp_path_factory):
+    """A host-disk test (`HOST_IO_MODULES`) holds a lock shared by all test processes while it runs."""
+    if request.path.name not in HOST_IO_MODULES:
+        yield
+        return
+    lock = tmp_path_factory.getbasetemp().parent / "piop-host-io.lock"  # the processes' common folder
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
