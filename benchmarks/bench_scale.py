@@ -5,9 +5,11 @@ count (largest remainder, so the counts sum to N) and each tier's ingest bandwid
 and capacity. Each run is a fresh process (so its peak RSS is its own) that simulates one
 policy and writes its results folder, and prints the wall time split into the policy's
 decisions, forecasting, the rest of the simulation and the set-up and writing around it (the
-fleet's load before the run, read for the forecasters; the results folder), and the peak RSS. With `--old ROOT`
-(a checkout of another version of the code) every run is made by both, side by side, in the
-same invocation: the machine's noise hits both alike. Figures are printed, not asserted.
+fleet's load before the run, read for the forecasters; the results folder), the peak RSS and
+the CPU time of the run (on a shared machine its wall time counts the other processes' load
+too; its CPU time much less). With `--old ROOT` (a checkout of another version of the code)
+every run is made by both, side by side, in the same invocation: the machine's noise hits both
+alike. Figures are printed, not asserted.
 
     .venv/bin/python benchmarks/bench_scale.py [--volumes 100,500,1000] [--days 7] [--policies predictive,fixed]
         [--old /tmp/piop-old] [--out /tmp/piop-bench-scale] [--json]
@@ -80,13 +82,16 @@ from experiments.config import load_config
 from experiments.runner import execute, plans
 cfg = load_config(sys.argv[2])
 plan = next(p for p in plans(cfg) if sys.argv[3] in (p.policy.policy, p.policy.label))
+ru0 = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = ru0.ru_utime + ru0.ru_stime
 t0 = time.perf_counter()
 execute(plan, Path(sys.argv[4]))
 wall = time.perf_counter() - t0
 summary = json.loads((Path(sys.argv[4]) / cfg.name / plan.run_id / "summary.json").read_text())
 fleet = summary["fleet"]
+ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"wall_s": wall, "sim_s": fleet["sim_wall_s"], "decide_s": fleet["decide_wall_s"],
-    "forecast_s": fleet["forecast_wall_s"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+    "forecast_s": fleet["forecast_wall_s"], "peak_rss_mb": ru.ru_maxrss / 1024.0, "cpu_s": ru.ru_utime + ru.ru_stime - cpu0}))
 """
 
 
@@ -121,6 +126,7 @@ def _line(row: dict) -> str:
     return (
         f"{head} wall {row['wall_s']:7.1f} s = decisions {row['decide_s']:7.1f} + forecasting {row['forecast_s']:6.1f} + "
         f"simulation {other:6.1f} + set-up/writing {row['wall_s'] - row['sim_s']:6.1f} s   peak RSS {row['peak_rss_mb']:6.0f} MB"
+        + (f"   CPU {row['cpu_s']:7.1f} s" if "cpu_s" in row else "")
     )
 
 

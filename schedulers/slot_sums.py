@@ -28,7 +28,7 @@ def slot_avail(free_s: np.ndarray, tau: np.ndarray) -> np.ndarray:
         return _dense(free_s, tau, 0, free_s.size)
     zeros = int(np.searchsorted(free_s, 0.0, side="right"))  # slots free now: max(tau - 0, 0) = tau
     late = int(np.searchsorted(free_s, tau.max(), side="left"))  # from here every term is +0.0
-    return 0.0 + _pairwise(free_s, tau, 0, free_s.size, zeros, late)
+    return 0.0 + _pairwise(free_s, tau, 0, free_s.size, zeros, late, {})
 
 
 def _dense(free_s: np.ndarray, tau: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -36,21 +36,60 @@ def _dense(free_s: np.ndarray, tau: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return np.maximum(tau[:, None] - free_s[None, lo:hi], 0.0).sum(axis=1)
 
 
-def _pairwise(free_s: np.ndarray, tau: np.ndarray, lo: int, n: int, zeros: int, late: int) -> np.ndarray:
-    """NumPy's `pairwise_sum` of columns `[lo, lo + n)` of every row (without its initial 0.0)."""
+def _block(free_s: np.ndarray, tau: np.ndarray, lo: int, n: int, zeros: int) -> np.ndarray:
+    """NumPy's `pairwise_sum` of a block of `n` columns (8 <= n <= 128) that mixes kinds, its eight
+    accumulators kept lane-major (`[8, deadlines]`, long contiguous rows): the groups of eight slots
+    all free now give every accumulator the same sum of `tau`s, formed once; the others add their
+    terms `max(tau - free, 0)` group by group, as NumPy's loop adds them. Every term is finite and
+    none is -0.0 (`tau` >= +0.0, `free_s` >= 0), so the maximum has no NaN or zero sign to choose."""
+    full = n - n % _UNROLL
+    g0 = min(max(zeros - lo, 0), full) // _UNROLL  # leading groups of slots free now
+    f = free_s[lo : lo + n]
+    lanes = np.empty((_UNROLL, tau.size))
+    if g0:
+        acc = tau
+        for _ in range(g0 - 1):
+            acc = acc + tau
+        lanes[:] = acc
+    x = np.empty((_UNROLL, tau.size))
+    zero = np.zeros((_UNROLL, 1))
+    for g in range(g0, full // _UNROLL):
+        np.subtract(tau, f[g * _UNROLL : (g + 1) * _UNROLL, None], out=x)
+        np.maximum(x, zero, out=x)
+        if g:
+            lanes += x
+        else:
+            lanes[:] = x
+    res = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    for c in range(full, n):
+        res = res + np.maximum(tau - f[c], 0.0)
+    return res
+
+
+def _pairwise(free_s: np.ndarray, tau: np.ndarray, lo: int, n: int, zeros: int, late: int, free_now: dict) -> np.ndarray:
+    """NumPy's `pairwise_sum` of columns `[lo, lo + n)` of every row (without its initial 0.0).
+
+    A run of `n` slots all free now sums to the same, wherever it lies: `free_now` keeps those
+    sums by `n` (the halving meets the same few lengths again and again)."""
     if lo >= late:  # every term +0.0, and so every partial sum
         return np.zeros(tau.size)
+    if lo + n <= zeros and n in free_now:
+        return free_now[n]
     if n > _BLOCK:
         n2 = n // 2
         n2 -= n2 % _UNROLL
-        return _pairwise(free_s, tau, lo, n2, zeros, late) + _pairwise(free_s, tau, lo + n2, n - n2, zeros, late)
-    if n >= _UNROLL and lo + n <= zeros:  # every term is tau (tau - 0.0, at least 0): the accumulators alike
+        res = _pairwise(free_s, tau, lo, n2, zeros, late, free_now) + _pairwise(free_s, tau, lo + n2, n - n2, zeros, late, free_now)
+    elif n >= _UNROLL and lo + n <= zeros:  # every term is tau (tau - 0.0, at least 0): the accumulators alike
         r = tau.copy()
         for _ in range(_UNROLL, n - n % _UNROLL, _UNROLL):
             r = r + tau
         res = ((r + r) + (r + r)) + ((r + r) + (r + r))
         for _ in range(n % _UNROLL):
             res = res + tau
-        return res
-    # a mixed block: NumPy sums it (its initial 0.0 changes no sum of non-negative terms but -0.0, absent here)
-    return _dense(free_s, tau, lo, lo + n)
+    elif n >= _UNROLL:  # a mixed block (NumPy's initial 0.0 changes no sum of non-negative terms but -0.0, absent here)
+        return _block(free_s, tau, lo, n, zeros)
+    else:  # a short one: NumPy sums it
+        return _dense(free_s, tau, lo, lo + n)
+    if lo + n <= zeros:
+        free_now[n] = res
+    return res

@@ -102,6 +102,8 @@ class FleetTracker:
             vols = np.asarray(volumes)[vols]
         if vols.size == 0:
             return
+        if volumes is None and vols.size == self.pending.size:  # every volume, in order: views, not copies, of the same values
+            vols = slice(None)
         w = (self.pending[vols] * self.chunks_per_write[vols])[:, None] * self.zone_w[vols]
         q = -np.expm1(w * self._log_stay[vols])
         a, b = self.a[vols], self.b[vols]

@@ -51,7 +51,7 @@ def utilisation(iops, mbps, max_iops, max_mbps):
     if _floats(iops, mbps, max_iops, max_mbps):
         return min(max(iops / max_iops, mbps / max_mbps, 0.0), U_MAX)
     u = np.maximum(np.asarray(iops) / max_iops, np.asarray(mbps) / max_mbps)
-    return np.clip(u, 0.0, U_MAX)
+    return u.clip(0.0, U_MAX)  # (what `np.clip` calls, without its dispatch: this runs some 40,000 times a simulated day)
 
 
 def latency_of_utilisation(u, base_latency_ms):

@@ -192,7 +192,9 @@ class FleetEDF:
         # the backups after each volume's next (or running) one, one per RPO period
         period = np.maximum(rpo - margin, HOUR_S / 6)
         started = np.where(np.isfinite(self.started_t), self.started_t, t)  # (a job this policy did not start: now)
-        first_next = np.where(np.isin(np.arange(rpo.size), active), started + rpo - margin - t, d + period)
+        is_active = np.zeros(rpo.size, bool)
+        is_active[active] = True
+        first_next = np.where(is_active, started + rpo - margin - t, d + period)
         rest = [periodic_jobs(demand.period_bytes, period, r, horizon, np.maximum(first_next, 0.0)) for r in (rate_plan, rate_fast)]
         verdicts = []
         for k, rate in enumerate((rate_plan, rate_fast)):

@@ -8,10 +8,15 @@ are charged at the horizon's median cost per GB, and that backup must cover the 
 
 The graph is a DAG in time order, so one pass over the nodes relaxes every path. The hops into
 node j' are computed when j' is relaxed, from the earlier nodes only (a hop back in time is never
-allowed): `[volumes, j']` at a time, the whole fleet in one pass and a triangle of the hop matrix.
+allowed): the whole fleet in one pass and a triangle of the hop matrix, `[j', volumes]` at a time
+for a large fleet (each operation then runs along the volumes), `[volumes, hops]` for a small one.
+Every path gives the same bits (`tests/test_scale_kernels.py`).
 """
 
 from __future__ import annotations
+
+import functools
+import threading
 
 import numpy as np
 
@@ -60,13 +65,18 @@ def lookahead(p: PredictiveParams, st, jb, sl: np.ndarray, growth, alpha, w0, h_
     return first_node, plan_cost, wait_cost, paths
 
 
+@functools.lru_cache(maxsize=8)
 def _triangle(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(destination, source, offset of each destination's run): the hops j -> j2 with j < j2, packed
-    destination by destination (the hops into j2 are columns `off[j2] : off[j2] + j2`)."""
+    destination by destination (the hops into j2 are columns `off[j2] : off[j2] + j2`). Kept per `m`
+    (read only): most plans have the same number of candidate starts."""
     dst = np.repeat(np.arange(m), np.arange(m))
     src = np.concatenate([np.arange(j) for j in range(m)]) if m > 1 else np.zeros(0, np.int64)
     off = np.concatenate([[0], np.cumsum(np.arange(m))])[:m]
-    return dst, src.astype(np.int64), off
+    out = dst, src.astype(np.int64), off
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 def _hops(p: PredictiveParams, wj, s_t, rs, cg, over, rm, a32, g32, dst, src, out, back=None) -> None:
@@ -93,37 +103,105 @@ def _hops(p: PredictiveParams, wj, s_t, rs, cg, over, rm, a32, g32, dst, src, ou
     np.copyto(out, np.inf, where=~(hop_size <= limit))
 
 
-def _relax_fused(p: PredictiveParams, dist, pred, first, wj, s_t, rs, cg, over, rm, a32, g32) -> None:
-    """The relaxation with each node's hops computed as it is relaxed, `[volumes, j2]` at a time
-    (for many volumes: the hops into one node stay in cache between their computation and use,
-    in buffers allocated once)."""
+def _relax_fused(dist, wj, s_t, rs, cg, over, rm, a32, g32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The relaxation with each node's hops computed as it is relaxed, for many volumes: (cost,
+    predecessor, first node), `[volumes, m]` views of node-major arrays.
+
+    The work is laid out node-major (`[sources, volumes]`): every operation then runs along the
+    volumes, the long contiguous axis, and the cheapest hop into a node is a reduction over
+    sources (`np.minimum.reduce`), the `argmin` only run for the volumes it improves. Sources a hop
+    can never leave from (its job would have no time left before the RPO for any volume: the
+    hop is refused whatever its size, every hop being at least 1 MB) are not computed; their
+    cost would be infinite, which no `argmin` of a row with a finite or NaN entry picks and which
+    improves no node. The same operations on the same values as the whole `[volumes, j2]`
+    computation, so the same bits."""
     pcount, m = dist.shape
-    rows = np.arange(pcount)
-    b64 = [np.empty(pcount * m) for _ in range(3)]
-    b32, bok = np.empty(pcount * m, np.float32), np.empty(pcount * m, bool)
-    for j2 in range(1, m):
-        n = pcount * j2
-        gap, limit, c = (b[:n].reshape(pcount, j2) for b in b64)
-        hop_size, bad = b32[:n].reshape(pcount, j2), bok[:n].reshape(pcount, j2)
-        np.subtract(wj[:, j2 : j2 + 1], wj[:, :j2], out=gap)
-        np.maximum(gap, 1.0, out=gap)
-        np.copyto(hop_size, gap, casting="same_kind")
-        np.log(hop_size, out=hop_size)
-        hop_size *= a32
-        np.exp(hop_size, out=hop_size)
-        hop_size *= g32
-        np.maximum(hop_size, MB, out=hop_size)
-        np.copyto(gap, hop_size)  # the size in float64 (exact), as the comparison and the cost read it
-        np.subtract(rm, (s_t[j2] - s_t[:j2])[None, :], out=limit)
-        limit *= rs[:, j2 : j2 + 1]
-        np.multiply(gap, cg[:, j2 : j2 + 1], out=c)
-        if over is not None:
-            c += over[:, j2 : j2 + 1]
-        np.less_equal(gap, limit, out=bad)
+    wt, rst, cgt, dt = (np.ascontiguousarray(x.T) for x in (wj, rs, cg, dist))
+    ovt = None if over is None else np.ascontiguousarray(over.T)
+    pt = np.full((m, pcount), -1, np.int64)
+    ft = np.repeat(np.arange(m)[:, None], pcount, axis=1)
+    rmr, a, g = rm[:, 0], a32[:, 0], g32[:, 0]
+    reach = np.inf if np.isnan(rmr).any() else float(rmr.max())
+    room = _room_table(s_t, rmr)
+    b32, b64, blim, bok, ones, mbs = _scratch(pcount * m)
+    ds = s_t[:, None] - s_t[None, :]  # [into, from]: the time between two starts
+    reached = np.tri(m, m, -1, bool) & (reach - ds > 0)
+    los = np.where(reached.any(axis=1), reached.argmax(axis=1), np.arange(m)).tolist()
+    for j2, lo in enumerate(los):
+        k = j2 - lo
+        if k == 0:
+            continue
+        n = k * pcount
+        hop, c, limit, bad = (b[:n].reshape(k, pcount) for b in (b32, b64, blim, bok))
+        np.subtract(wt[j2], wt[lo:j2], out=hop, casting="same_kind")
+        np.maximum(hop, ones[:n].reshape(k, pcount), out=hop)  # (rounding to float32 is monotone: as the maximum in float64 first)
+        np.log(hop, out=hop)
+        hop *= a
+        np.exp(hop, out=hop)
+        hop *= g
+        np.maximum(hop, mbs[:n].reshape(k, pcount), out=hop)
+        np.copyto(c, hop)  # the size in float64 (exact), as the comparison and the cost read it
+        if room is None:
+            np.subtract(rmr, ds[j2, lo:j2, None], out=limit)
+            limit *= rst[j2]
+        else:
+            if lo == 0:
+                np.multiply(rmr - ds[j2, 0], rst[j2], out=limit[0])
+            l1 = max(lo, 1)
+            np.multiply(room[m - 2 - (j2 - l1) : m - 2], rst[j2], out=limit[l1 - lo :])
+        np.less_equal(c, limit, out=bad)
         np.logical_not(bad, out=bad)
+        c *= cgt[j2]
+        if ovt is not None:
+            c += ovt[j2]
         np.copyto(c, np.inf, where=bad)
-        c += dist[:, :j2]
-        _improve(c, j2, rows, dist, pred, first)
+        c += dt[lo:j2]
+        _improve_t(c, lo, j2, dt, pt, ft)
+    return dt.T, pt.T, ft.T
+
+
+_LOCAL = threading.local()  # each thread its own work buffers
+
+
+def _scratch(size: int) -> list[np.ndarray]:
+    """Work buffers of at least `size` elements (float32, float64, float64, bool) and the constants 1
+    and 1 MB in float32, kept between calls: fresh pages cost more to touch than the work they hold."""
+    bufs = getattr(_LOCAL, "buffers", None)
+    if bufs is None or bufs[0].size < size:
+        bufs = [np.empty(size, np.float32), np.empty(size), np.empty(size), np.empty(size, bool)]
+        bufs += [np.ones(size, np.float32), np.full(size, MB, np.float32)]
+        _LOCAL.buffers = bufs
+    return bufs
+
+
+def _room_table(s_t: np.ndarray, rm: np.ndarray) -> np.ndarray | None:
+    """`room[m - 2 - d, v] = rm[v] - (s_t[j + d] - s_t[j])`, the same for every later start j >= 1 (the steps are a
+    grid whose differences are exact), so that a hop's room is read rather than computed; None where
+    some difference is not the same for every j (then it is computed)."""
+    m = s_t.size
+    if m < 3:
+        return None
+    d = s_t[1:, None] - s_t[None, 1:]  # [j2 - 1, j - 1]
+    jj = np.arange(m - 1)
+    diff = jj[:, None] - jj[None, :]
+    low = diff > 0
+    steps = s_t[1:] - s_t[1]  # steps[k] = s_t[1 + k] - s_t[1]
+    if not np.array_equal(d[low], steps[diff[low]]):
+        return None
+    return (rm[None, :] - steps[:, None])[::-1].copy()  # by decreasing gap: the hops into a node read a slice in order
+
+
+def _improve_t(c: np.ndarray, lo: int, j2: int, dt: np.ndarray, pt: np.ndarray, ft: np.ndarray) -> None:
+    """`_improve` node-major: `c[i, v]` is volume v's cost into `j2` from node `lo + i`. The minimum
+    decides which volumes improve (a NaN, which `argmin` would pick, improves none), and their
+    `argmin` (the first cheapest source) and its cost are read from `c` as `_improve` reads them."""
+    best = np.minimum.reduce(c, axis=0)
+    b = np.flatnonzero(best < dt[j2])
+    if b.size:
+        i = c.T[b].argmin(axis=1)
+        dt[j2, b] = c[i, b]
+        pt[j2, b] = i + lo
+        ft[j2, b] = ft[i + lo, b]
 
 
 def _relax_fixed_point(init: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,10 +212,11 @@ def _relax_fixed_point(init: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray,
     `argmin`), and the predecessors and first nodes follow from the last round."""
     pcount, m = init.shape
     cur = init
+    rows = np.arange(pcount * m)  # (direct indexing: what `take_along_axis` does, without its set-up)
     for _ in range(m + 1):
         c = cur[:, None, :] + dense  # [volume, into, from]
         i = c.argmin(axis=2)
-        v = np.take_along_axis(c, i[..., None], 2)[..., 0]
+        v = c.reshape(-1, m)[rows, i.ravel()].reshape(pcount, m)
         better = v < init
         nxt = np.where(better, v, init)
         if np.array_equal(nxt.view(np.int64), cur.view(np.int64)):
@@ -146,8 +225,9 @@ def _relax_fixed_point(init: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray,
     jj = np.arange(m)
     pred = np.where(better, i, -1)
     first = np.where(better, i, jj[None, :])  # each node's predecessor (itself when none), then halved
+    vol = np.arange(pcount)[:, None]
     for _ in range(m.bit_length() + 1):
-        first = np.take_along_axis(first, first, 1)
+        first = first[vol, first]
     return cur, pred, first
 
 
@@ -176,8 +256,7 @@ def _shortest_paths(p: PredictiveParams, first_cost, wj, s_t, r_start, cpb, rpo_
     back = None
     whole = bool(np.any(np.isnan(dist) | (dist == -np.inf)) or np.any(rs < 0))
     if not whole and pcount >= _FUSED:
-        _relax_fused(p, dist, pred, first, wj, s_t, rs, cg, over, rm, a32, g32)
-        return dist, pred, first
+        return _relax_fused(dist, wj, s_t, rs, cg, over, rm, a32, g32)
     if whole:
         dst, src = np.repeat(jj, m), np.tile(jj, m)  # every pair, as a search over the whole row
         off, width, back = jj * m, np.full(m, m), src >= dst
