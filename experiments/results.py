@@ -55,11 +55,16 @@ def write_run(run_dir: Path, result, cfg: ExperimentConfig, meta: dict) -> Path:
         return _write_run(Path(run_dir), result, cfg, meta)
 
 
+def temp_folders(run_dir: Path) -> list[Path]:
+    """The temporary folders a run's writing leaves beside `run_dir` when its process is killed."""
+    return sorted(Path(run_dir).parent.glob(f".{Path(run_dir).name}.tmp-*"))
+
+
 def _write_run(run_dir: Path, result, cfg: ExperimentConfig, meta: dict) -> Path:
     from experiments.plots import timeline_png
 
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    for stale in run_dir.parent.glob(f".{run_dir.name}.tmp-*"):  # left by a killed run of this same run
+    for stale in temp_folders(run_dir):  # left by a killed run of this same run
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.tmp-"))
     os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide finished runs from other users

@@ -9,7 +9,8 @@ Several sweeps may share a results folder (two `piop compare` of one config, on 
 several machines sharing the disk): a run is locked while it is simulated and written,
 a run locked by another process is left to it ("running elsewhere"), and a run found
 finished once its lock is taken is not redone. A sweep killed outright leaves at most a
-lock file and a temporary folder per run in flight; the next sweep removes both.
+lock file and a temporary folder per run in flight; the next sweep removes both (an
+interrupted one removes them itself, also where a worker had to be killed).
 
 A run that fails does not stop the others; an output that cannot be written at all
 (disk full, read-only, forbidden) stops the sweep at once, since every run would fail
@@ -18,6 +19,7 @@ the same way after its whole simulation.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -30,10 +32,10 @@ import yaml
 
 from common.errors import UserError
 from common.interrupts import check as check_interrupt
-from common.locks import remove_stale
+from common.locks import remove_stale, try_lock
 from common.oserrors import is_disk_error
 from experiments.config import ExperimentConfig, PolicyConfig
-from experiments.results import is_finished
+from experiments.results import is_finished, temp_folders
 from experiments.runner import RunningElsewhere, RunPlan, lock_path, reads_forecasts
 from experiments.workers import run_task, stop_workers, worker_init
 
@@ -221,5 +223,23 @@ def _run_in_workers(
         # workers are gone (cancelling first races with that inside the executor)
         stop_workers()
         pool.shutdown(wait=True)
+        clear_in_flight(pending, out_root)
         raise
     pool.shutdown(wait=True)
+
+
+def clear_in_flight(plans: Sequence[RunPlan], out_root: Path) -> None:
+    """After an interrupt, the lock file and temporary folder of each run whose worker was killed
+    before its clean-up (it outlived `stop_workers`' grace): a run nobody holds the lock of. A
+    run another process holds is left to it."""
+    for p in plans:
+        rd = run_dir(out_root, p)
+        temps = temp_folders(rd)
+        if not temps and not lock_path(rd).exists():
+            continue
+        lock = try_lock(lock_path(rd))
+        if lock is None:
+            continue
+        with lock:  # (held while removing: no other process starts writing this run meanwhile)
+            for t in temps:
+                shutil.rmtree(t, ignore_errors=True)

@@ -140,3 +140,32 @@ def test_tune_resumed_after_a_kill_fails_the_stale_trial(tmp_path):
     assert proc.returncode == 0, proc.stderr
     after = trial_states(db)
     assert after[len(before) - 1] == "FAIL" and "RUNNING" not in after, after
+
+
+def test_an_interrupt_clears_what_a_killed_worker_left_but_not_a_run_held_elsewhere(tmp_path):
+    """A worker killed after `stop_workers`' grace leaves its run's lock file and temporary folder:
+    the interrupted sweep removes them, but never those of a run another process holds."""
+    from common.locks import try_lock
+    from experiments.config import load_config
+    from experiments.results import temp_folders
+    from experiments.runner import lock_path, plans
+    from experiments.sweep import clear_in_flight, run_dir
+
+    out = tmp_path / "r"
+    todo = plans(load_config(write_config(tmp_path, 1, [1])))
+    dirs = [run_dir(out, p) for p in todo]
+    for d in dirs:
+        d.parent.mkdir(parents=True, exist_ok=True)
+        lock_path(d).touch()
+        (d.parent / f".{d.name}.tmp-x1").mkdir()
+        (d.parent / f".{d.name}.tmp-x1" / "jobs.parquet").write_bytes(b"half")
+    held = try_lock(lock_path(dirs[1]))
+    assert held is not None
+    try:
+        clear_in_flight(todo, out)
+        assert not lock_path(dirs[0]).exists() and temp_folders(dirs[0]) == []
+        assert lock_path(dirs[1]).exists() and len(temp_folders(dirs[1])) == 1
+    finally:
+        held.release()
+    clear_in_flight(todo, out)
+    assert leftovers(out) == []
