@@ -140,6 +140,27 @@ def _gb(nbytes: float) -> str:
     return f"{nbytes / GB:.1f} GB" if nbytes >= 0.05 * GB else f"{nbytes / 1e6:.3g} MB"
 
 
+def start_rule(p: PredictiveParams, plan, j: int, first: bool, age_s: float, urgent: bool, urgent_why: str, t: float) -> tuple[str, str]:
+    """(the rule that chose planned volume `j`'s start, not forced, in words; its counter in the
+    policy's summary). `plan`: the window planner's `Plan`; `first`: an incremental first, so the
+    full or differential fits after it; `urgent`: the fleet's EDF schedule needs the start now."""
+    if first:
+        return incremental_first("full or differential"), "starts_incremental_first"
+    if plan.empty[j]:
+        return empty(age_s), "starts_empty"
+    if plan.late[j] or plan.forced[j]:  # (forced, but the rate it gets keeps the impact under the threshold)
+        return late(plan.need_rate[j]), "starts_late"
+    if urgent and not plan.start_now[j]:
+        return urgent_why, "starts_rpo_first"
+    if plan.quiet[j]:
+        return quiet(p, plan.cost_now[j], plan.cost_median[j]), "starts_quiet"
+    if plan.path[j] is not None and np.isnan(plan.cost_wait[j]):
+        return flat_price(plan.cost_now[j]), "starts_flat_price"
+    if plan.path[j] is not None:
+        return sequence(t, plan.path[j], plan.cost_best[j], plan.cost_wait[j], plan.cost_now[j]), "starts_lookahead"
+    return window(plan.cost_now[j], plan.cost_best[j], plan.cost_median[j]), "starts_window"
+
+
 def late(need_mbps: float) -> str:
     return f"last moment before the RPO deadline: no later window completes in time ({_needs(need_mbps)})"
 

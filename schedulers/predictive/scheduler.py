@@ -388,13 +388,7 @@ class PredictiveScheduler(BaseScheduler):
         if ch.split[j]:
             what += "; smaller than the RTO margin asks: no capacity to spare for a full (RTO still holds)"
             self._fleet.log.counts["kinds_split"] += 1
-        lo = p.min_rate_mbps
-        if plan.forced[j]:
-            rate = float(np.clip(max(plan.need_rate[j], plan.rate_now[j], lo), lo, max(plan.max_rate[j], lo)))
-        else:
-            rate = float(max(plan.rate_now[j], lo))
-            if plan.late[j] or (urgent and not plan.start_now[j]):  # (an urgent start must not crawl in a blocked step)
-                rate = float(min(max(plan.need_rate[j], rate), max(plan.max_rate[j], lo)))
+        rate = plan.start_rate(j, urgent, p.min_rate_mbps)
         up = plan.up_now[j]
         facts = reasons.StartFacts(
             kind=k,
@@ -415,24 +409,6 @@ class PredictiveScheduler(BaseScheduler):
         if plan.forced[j] and facts.impact > facts.threshold:
             self._counts["starts_forced"] += 1
             return Start(v, k, tier, rate, reason=reasons.forced(facts, plan.need_rate[j], plan.rate_thr[j]) + tail, forced=True)
-        head, counter = self._head(fr, plan, j, v, urgent, view)
+        head, counter = reasons.start_rule(p, plan, j, bool(self._why[v] == 1), float(ctx.rp_age_s[v]), urgent, view.urgent_why, ctx.t)
         self._counts[counter] += 1
         return Start(v, k, tier, rate, reason=reasons.planned(facts, head, plan.dur_now[j]) + tail)
-
-    def _head(self, fr: Frame, plan: Plan, j: int, v: int, urgent: bool, view: FleetState) -> tuple[str, str]:
-        """(the rule that chose a non-forced start, in words; its counter)."""
-        if self._why[v] == 1:
-            return reasons.incremental_first("full or differential"), "starts_incremental_first"
-        if plan.empty[j]:
-            return reasons.empty(float(fr.ctx.rp_age_s[v])), "starts_empty"
-        if plan.late[j] or plan.forced[j]:  # (forced, but the rate it gets keeps the impact under the threshold)
-            return reasons.late(plan.need_rate[j]), "starts_late"
-        if urgent and not plan.start_now[j]:
-            return view.urgent_why, "starts_rpo_first"
-        if plan.quiet[j]:
-            return reasons.quiet(self.params, plan.cost_now[j], plan.cost_median[j]), "starts_quiet"
-        if plan.path[j] is not None and np.isnan(plan.cost_wait[j]):
-            return reasons.flat_price(plan.cost_now[j]), "starts_flat_price"
-        if plan.path[j] is not None:
-            return reasons.sequence(fr.ctx.t, plan.path[j], plan.cost_best[j], plan.cost_wait[j], plan.cost_now[j]), "starts_lookahead"
-        return reasons.window(plan.cost_now[j], plan.cost_best[j], plan.cost_median[j]), "starts_window"

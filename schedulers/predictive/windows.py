@@ -59,6 +59,17 @@ class Plan:
     deadline: np.ndarray
     path: list
 
+    def start_rate(self, j: int, urgent: bool, lo: float) -> float:
+        """The rate planned volume `j` starts at (at least `lo` MB/s): a forced start the rate its
+        deadline needs, within the device's headroom; a late or urgent one (started before its plan)
+        at least that rate, so it does not crawl through a blocked step; else the threshold's rate."""
+        if self.forced[j]:
+            return float(np.clip(max(self.need_rate[j], self.rate_now[j], lo), lo, max(self.max_rate[j], lo)))
+        rate = float(max(self.rate_now[j], lo))
+        if self.late[j] or (urgent and not self.start_now[j]):
+            rate = float(min(max(self.need_rate[j], rate), max(self.max_rate[j], lo)))
+        return rate
+
     def overlay(self, idx: np.ndarray, other: Plan, take: np.ndarray) -> None:
         """Replace this plan's entries `idx` by `other`'s entries where `take` (bool) holds."""
         for f in fields(self):
