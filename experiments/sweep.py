@@ -32,7 +32,7 @@ import yaml
 
 from common.errors import UserError
 from common.interrupts import check as check_interrupt
-from common.locks import remove_stale, try_lock
+from common.locks import try_lock
 from common.oserrors import is_disk_error
 from experiments.config import ExperimentConfig, PolicyConfig
 from experiments.results import is_finished, temp_folders
@@ -131,11 +131,28 @@ class SweepOutcome:
         }
 
 
+def clear_leftovers(plans: Sequence[RunPlan], out_root: Path) -> None:
+    """The lock file and temporary folders a killed process left for each of `plans` whose lock
+    nobody holds (a run another process holds is left to it): at a sweep's start, what a killed
+    sweep left; after an interrupt, what a worker killed after `stop_workers`' grace left."""
+    for p in plans:
+        rd = run_dir(out_root, p)
+        temps = temp_folders(rd)
+        if not temps and not lock_path(rd).exists():
+            continue
+        lock = try_lock(lock_path(rd))
+        if lock is None:
+            continue
+        with lock:  # (held while removing: no other process starts writing this run meanwhile)
+            for t in temps:
+                shutil.rmtree(t, ignore_errors=True)
+
+
 def _pending(todo: Sequence[RunPlan], out_root: Path, force: bool, out: SweepOutcome) -> list[RunPlan]:
     """The plans to run; the skipped and stale ones are noted in `out`."""
     pending: list[RunPlan] = []
+    clear_leftovers(todo, out_root)  # left by a killed sweep
     for p in todo:
-        remove_stale(lock_path(run_dir(out_root, p)))  # left by a killed sweep
         if not force and up_to_date(out_root, p):
             out.skipped.append(p.run_id)
         else:
@@ -223,23 +240,6 @@ def _run_in_workers(
         # workers are gone (cancelling first races with that inside the executor)
         stop_workers()
         pool.shutdown(wait=True)
-        clear_in_flight(pending, out_root)
+        clear_leftovers(pending, out_root)  # of workers killed after the grace, before their clean-up
         raise
     pool.shutdown(wait=True)
-
-
-def clear_in_flight(plans: Sequence[RunPlan], out_root: Path) -> None:
-    """After an interrupt, the lock file and temporary folder of each run whose worker was killed
-    before its clean-up (it outlived `stop_workers`' grace): a run nobody holds the lock of. A
-    run another process holds is left to it."""
-    for p in plans:
-        rd = run_dir(out_root, p)
-        temps = temp_folders(rd)
-        if not temps and not lock_path(rd).exists():
-            continue
-        lock = try_lock(lock_path(rd))
-        if lock is None:
-            continue
-        with lock:  # (held while removing: no other process starts writing this run meanwhile)
-            for t in temps:
-                shutil.rmtree(t, ignore_errors=True)

@@ -149,7 +149,7 @@ def test_an_interrupt_clears_what_a_killed_worker_left_but_not_a_run_held_elsewh
     from experiments.config import load_config
     from experiments.results import temp_folders
     from experiments.runner import lock_path, plans
-    from experiments.sweep import clear_in_flight, run_dir
+    from experiments.sweep import clear_leftovers, run_dir
 
     out = tmp_path / "r"
     todo = plans(load_config(write_config(tmp_path, 1, [1])))
@@ -162,10 +162,10 @@ def test_an_interrupt_clears_what_a_killed_worker_left_but_not_a_run_held_elsewh
     held = try_lock(lock_path(dirs[1]))
     assert held is not None
     try:
-        clear_in_flight(todo, out)
+        clear_leftovers(todo, out)
         assert not lock_path(dirs[0]).exists() and temp_folders(dirs[0]) == []
         assert lock_path(dirs[1]).exists() and len(temp_folders(dirs[1])) == 1
     finally:
         held.release()
-    clear_in_flight(todo, out)
+    clear_leftovers(todo, out)
     assert leftovers(out) == []
