@@ -7,12 +7,16 @@ it was made on (forecast, predicted impact, deadline, RTO estimate, tier scores)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from common.units import GB, HOUR_S
 from schedulers.predictive.params import PredictiveParams
 from sim.types import BackupKind, Forecast
+
+if TYPE_CHECKING:  # (only for the type: the planner does not need its reasons)
+    from schedulers.predictive.windows import Plan
 
 # ----------------------------------------------------------------------------- forecast, kind, tier
 
@@ -140,7 +144,9 @@ def _gb(nbytes: float) -> str:
     return f"{nbytes / GB:.1f} GB" if nbytes >= 0.05 * GB else f"{nbytes / 1e6:.3g} MB"
 
 
-def start_rule(p: PredictiveParams, plan, j: int, first: bool, age_s: float, urgent: bool, urgent_why: str, t: float) -> tuple[str, str]:
+def start_rule(
+    p: PredictiveParams, plan: Plan, j: int, first: bool, age_s: float, urgent: bool, urgent_why: str, t: float
+) -> tuple[str, str]:
     """(the rule that chose planned volume `j`'s start, not forced, in words; its counter in the
     policy's summary). `plan`: the window planner's `Plan`; `first`: an incremental first, so the
     full or differential fits after it; `urgent`: the fleet's EDF schedule needs the start now."""
