@@ -18,17 +18,16 @@ from common.errors import UserError
 
 
 def check_writable(folder: str | Path, what: str = "output folder") -> Path:
-    """Create `folder` if needed and prove a file can be written there; else a UserError."""
+    """Create `folder` if needed and prove a file can be written there; else a UserError.
+
+    The probe is a file without a name in the folder (Linux's `O_TMPFILE`; elsewhere named and
+    unlinked at once), so a process stopped or killed mid-check leaves nothing behind."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".piop-write-check.")
-        try:
-            os.write(fd, b"x")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            os.unlink(tmp)
+        with tempfile.TemporaryFile(dir=folder, prefix=".piop-write-check.", buffering=0) as f:
+            f.write(b"x")
+            os.fsync(f.fileno())
     except OSError as err:
         raise UserError(f"{what} {folder}: cannot write there ({os_reason(err)})") from None
     return folder
